@@ -1,0 +1,430 @@
+//! The pure core: `plan(desired, current, rules)` decides which bindings to bind and unbind.
+//!
+//! No I/O, no clock, no environment: the same inputs always give the same plan, which is what
+//! makes `plan` output reviewable and `apply --plan` checkable.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+
+use crate::glob::Glob;
+use crate::model::{APP_INSTALL_EVENT, Binding, BindingKey, Caller, Target};
+
+/// Portal bindings that must never be unbound, whatever the manifest says.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct IgnoreRules {
+    /// Matched against the upper-case event name, ignoring case.
+    pub events: Vec<Glob>,
+    /// Matched against the handler URL byte for byte. Offline rows have no handler.
+    pub handlers: Vec<Glob>,
+}
+
+impl IgnoreRules {
+    /// The rule that protects `key`, if any, as written in the manifest.
+    pub fn matching(&self, key: &BindingKey) -> Option<String> {
+        if let Some(g) = self.events.iter().find(|g| g.matches(&key.event)) {
+            return Some(format!("events = \"{}\"", g.as_str()));
+        }
+        let handler = key.handler()?;
+        self.handlers
+            .iter()
+            .find(|g| g.matches(handler))
+            .map(|g| format!("handlers = \"{}\"", g.as_str()))
+    }
+}
+
+/// How to reconcile, besides the two sets.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rules {
+    /// Unbind portal bindings the manifest does not list (`--no-prune` turns this off).
+    pub prune: bool,
+    /// Unbind and bind again the bindings whose write-only fields cannot be verified.
+    pub recreate: bool,
+    pub ignore: IgnoreRules,
+    /// The identity of the token's user. A non-admin's `auth_type` 0 is stored as their own id.
+    pub caller: Option<Caller>,
+}
+
+impl Default for Rules {
+    fn default() -> Self {
+        Rules {
+            prune: true,
+            recreate: false,
+            ignore: IgnoreRules::default(),
+            caller: None,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    Bind,
+    /// Unbind, then bind the same identity again, to push write-only fields.
+    Recreate,
+    Unbind,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Bind => "bind",
+            Action::Recreate => "recreate",
+            Action::Unbind => "unbind",
+        }
+    }
+
+    pub fn sigil(self) -> char {
+        match self {
+            Action::Bind => '+',
+            Action::Recreate => '~',
+            Action::Unbind => '-',
+        }
+    }
+}
+
+/// One step of a plan. For unbinds, `binding` carries only the key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Change {
+    pub action: Action,
+    pub binding: Binding,
+}
+
+/// Why a portal binding that the manifest does not list stays.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(tag = "reason", rename_all = "snake_case")]
+pub enum KeepReason {
+    /// Matches an `[ignore]` rule (the rule is given as written).
+    Ignored { rule: String },
+    /// The platform's own ONAPPINSTALL row, and the manifest declares no ONAPPINSTALL.
+    Platform,
+    /// Pruning is off.
+    NoPrune,
+}
+
+/// Something the reader of a plan should know that is not a change.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Note {
+    /// A binding is present, but its `options` / `auth_connector` cannot be read back.
+    NotVerifiable {
+        binding: String,
+        fields: Vec<String>,
+    },
+    /// Two manifest bindings became one identity once `auth_type` 0 meant the caller's own id.
+    MergedForCaller { binding: String },
+}
+
+/// What `plan` decided. Changes come in execution order: every bind, then every recreate, then
+/// every unbind, so an event whose handler moves is never left without one.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Plan {
+    pub changes: Vec<Change>,
+    pub unchanged: Vec<BindingKey>,
+    pub kept: Vec<(BindingKey, KeepReason)>,
+    pub notes: Vec<Note>,
+    /// Fingerprint of the portal state the plan was computed from.
+    pub fingerprint: String,
+}
+
+impl Plan {
+    pub fn is_empty(&self) -> bool {
+        self.changes.is_empty()
+    }
+
+    pub fn count(&self, action: Action) -> usize {
+        self.changes.iter().filter(|c| c.action == action).count()
+    }
+}
+
+/// Rewrites a desired binding the way the portal will store it for this caller.
+pub fn normalise_for_caller(binding: &Binding, caller: Option<Caller>) -> Binding {
+    let mut out = binding.clone();
+    if let (Some(caller), Target::Online { auth_type, .. }) = (caller, &mut out.key.target)
+        && !caller.admin
+        && *auth_type == 0
+    {
+        *auth_type = caller.user_id;
+    }
+    out
+}
+
+/// Computes the plan that turns `current` into `desired` under `rules`.
+pub fn plan(desired: &[Binding], current: &[BindingKey], rules: &Rules) -> Plan {
+    let mut notes = Vec::new();
+    let mut wanted: BTreeMap<BindingKey, Binding> = BTreeMap::new();
+    for binding in desired {
+        let binding = normalise_for_caller(binding, rules.caller);
+        if wanted.contains_key(&binding.key) {
+            notes.push(Note::MergedForCaller {
+                binding: binding.key.to_string(),
+            });
+            continue;
+        }
+        wanted.insert(binding.key.clone(), binding);
+    }
+    let present: BTreeSet<&BindingKey> = current.iter().collect();
+    let manages_app_install = wanted.keys().any(|k| k.event == APP_INSTALL_EVENT);
+
+    let mut binds = Vec::new();
+    let mut recreates = Vec::new();
+    let mut unchanged = Vec::new();
+    for (key, binding) in &wanted {
+        if !present.contains(key) {
+            binds.push(Change {
+                action: Action::Bind,
+                binding: binding.clone(),
+            });
+        } else if binding.has_write_only_fields() && rules.recreate {
+            recreates.push(Change {
+                action: Action::Recreate,
+                binding: binding.clone(),
+            });
+        } else {
+            if binding.has_write_only_fields() {
+                notes.push(Note::NotVerifiable {
+                    binding: key.to_string(),
+                    fields: write_only_fields(binding),
+                });
+            }
+            unchanged.push(key.clone());
+        }
+    }
+
+    let mut unbinds = Vec::new();
+    let mut kept = Vec::new();
+    for key in present {
+        if wanted.contains_key(key) {
+            continue;
+        }
+        let reason = if let Some(rule) = rules.ignore.matching(key) {
+            Some(KeepReason::Ignored { rule })
+        } else if key.event == APP_INSTALL_EVENT && !manages_app_install {
+            Some(KeepReason::Platform)
+        } else if !rules.prune {
+            Some(KeepReason::NoPrune)
+        } else {
+            None
+        };
+        match reason {
+            Some(reason) => kept.push((key.clone(), reason)),
+            None => unbinds.push(Change {
+                action: Action::Unbind,
+                binding: Binding::new(key.clone()),
+            }),
+        }
+    }
+
+    let mut changes = binds;
+    changes.extend(recreates);
+    changes.extend(unbinds);
+    Plan {
+        changes,
+        unchanged,
+        kept,
+        notes,
+        fingerprint: fingerprint(current),
+    }
+}
+
+fn write_only_fields(binding: &Binding) -> Vec<String> {
+    let mut fields: Vec<String> = binding
+        .options
+        .keys()
+        .map(|k| format!("options.{k}"))
+        .collect();
+    if binding.auth_connector.is_some() {
+        fields.push("auth_connector".to_owned());
+    }
+    fields
+}
+
+/// A stable digest of a portal's bindings, independent of row order: `apply --plan` compares it
+/// to refuse a plan computed against a portal that has changed since.
+pub fn fingerprint(current: &[BindingKey]) -> String {
+    let set: BTreeSet<&BindingKey> = current.iter().collect();
+    // FNV-1a: tiny, and stable across Rust releases unlike std's DefaultHasher.
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for key in set {
+        let line = canonical_line(key);
+        for byte in line.bytes().chain(std::iter::once(b'\n')) {
+            hash ^= u64::from(byte);
+            hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+    format!("fnv1a64:{hash:016x}")
+}
+
+/// One unambiguous line per identity. Fields are separated by a tab and an online handler comes
+/// last, so no handler text can make two identities print alike.
+pub fn canonical_line(key: &BindingKey) -> String {
+    match &key.target {
+        Target::Online { handler, auth_type } => {
+            format!("{}\tonline\t{}\t{}", key.event, auth_type, handler)
+        }
+        Target::Offline { connector } => format!("{}\toffline\t{}", key.event, connector),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn online(event: &str, handler: &str, auth_type: u64) -> BindingKey {
+        BindingKey::online(event, handler, auth_type)
+    }
+
+    fn desired(keys: &[BindingKey]) -> Vec<Binding> {
+        keys.iter().cloned().map(Binding::new).collect()
+    }
+
+    #[test]
+    fn empty_portal_binds_everything() {
+        let want = [
+            online("ONCRMLEADADD", "https://a.example/l", 0),
+            BindingKey::offline("ONCRMDEALUPDATE", "erp"),
+        ];
+        let p = plan(&desired(&want), &[], &Rules::default());
+        assert_eq!(p.count(Action::Bind), 2);
+        assert_eq!(p.count(Action::Unbind), 0);
+        assert!(p.unchanged.is_empty());
+    }
+
+    #[test]
+    fn in_sync_is_empty_and_order_of_rows_does_not_matter() {
+        let want = [
+            online("ONCRMLEADADD", "https://a.example/l", 0),
+            online("ONCRMDEALADD", "https://a.example/d", 0),
+        ];
+        let mut cur = want.to_vec();
+        cur.reverse();
+        let p = plan(&desired(&want), &cur, &Rules::default());
+        assert!(p.is_empty());
+        assert_eq!(p.unchanged.len(), 2);
+        assert_eq!(p.fingerprint, fingerprint(&want));
+    }
+
+    #[test]
+    fn handler_move_binds_before_unbinding() {
+        let p = plan(
+            &desired(&[online("ONCRMLEADADD", "https://a.example/new", 0)]),
+            &[online("ONCRMLEADADD", "https://a.example/old", 0)],
+            &Rules::default(),
+        );
+        let actions: Vec<Action> = p.changes.iter().map(|c| c.action).collect();
+        assert_eq!(actions, [Action::Bind, Action::Unbind]);
+    }
+
+    #[test]
+    fn auth_type_is_part_of_identity() {
+        let p = plan(
+            &desired(&[online("ONCRMLEADADD", "https://a.example/l", 5)]),
+            &[online("ONCRMLEADADD", "https://a.example/l", 0)],
+            &Rules::default(),
+        );
+        assert_eq!(p.count(Action::Bind), 1);
+        assert_eq!(p.count(Action::Unbind), 1);
+    }
+
+    #[test]
+    fn handler_compared_byte_for_byte() {
+        let p = plan(
+            &desired(&[online("ONCRMLEADADD", "https://a.example/l/", 0)]),
+            &[online("ONCRMLEADADD", "https://a.example/l", 0)],
+            &Rules::default(),
+        );
+        assert_eq!(p.changes.len(), 2);
+    }
+
+    #[test]
+    fn no_prune_ignore_and_platform_rows_are_kept() {
+        let cur = [
+            online("ONAPPINSTALL", "https://a.example/install", 0),
+            online("ONIMBOTMESSAGEADD", "https://a.example/bot", 0),
+            online("ONCRMLEADADD", "https://a.example/runtime/x", 0),
+            online("ONCRMLEADADD", "https://a.example/stale", 0),
+        ];
+        let rules = Rules {
+            ignore: IgnoreRules {
+                events: vec![Glob::new_case_insensitive("onimbot*")],
+                handlers: vec![Glob::new("https://a.example/runtime/*")],
+            },
+            ..Rules::default()
+        };
+        let p = plan(&[], &cur, &rules);
+        assert_eq!(p.changes.len(), 1);
+        assert_eq!(
+            p.changes[0].binding.key.handler(),
+            Some("https://a.example/stale")
+        );
+        let reasons: Vec<&KeepReason> = p.kept.iter().map(|(_, r)| r).collect();
+        assert!(reasons.contains(&&KeepReason::Platform));
+        assert_eq!(p.kept.len(), 3);
+
+        let p = plan(
+            &[],
+            &cur,
+            &Rules {
+                prune: false,
+                ..rules
+            },
+        );
+        assert!(p.is_empty());
+        assert!(p.kept.iter().any(|(_, r)| *r == KeepReason::NoPrune));
+    }
+
+    #[test]
+    fn app_install_row_is_managed_when_declared() {
+        let cur = [online("ONAPPINSTALL", "https://a.example/old-install", 0)];
+        let want = [online("ONAPPINSTALL", "https://a.example/install", 0)];
+        let p = plan(&desired(&want), &cur, &Rules::default());
+        assert_eq!(p.count(Action::Bind), 1);
+        assert_eq!(p.count(Action::Unbind), 1);
+    }
+
+    #[test]
+    fn non_admin_auth_type_zero_means_caller() {
+        let rules = Rules {
+            caller: Some(Caller {
+                user_id: 7,
+                admin: false,
+            }),
+            ..Rules::default()
+        };
+        let p = plan(
+            &desired(&[online("ONCRMLEADADD", "https://a.example/l", 0)]),
+            &[online("ONCRMLEADADD", "https://a.example/l", 7)],
+            &rules,
+        );
+        assert!(p.is_empty(), "{p:?}");
+    }
+
+    #[test]
+    fn write_only_fields_are_notes_or_recreates() {
+        let mut b = Binding::new(online("ONOFFLINEEVENT", "https://a.example/o", 0));
+        b.options.insert("minTimeout".into(), "30".into());
+        let cur = [b.key.clone()];
+        let p = plan(std::slice::from_ref(&b), &cur, &Rules::default());
+        assert!(p.is_empty());
+        assert!(
+            matches!(&p.notes[0], Note::NotVerifiable { fields, .. } if fields == &["options.minTimeout"])
+        );
+
+        let p = plan(
+            std::slice::from_ref(&b),
+            &cur,
+            &Rules {
+                recreate: true,
+                ..Rules::default()
+            },
+        );
+        assert_eq!(p.count(Action::Recreate), 1);
+    }
+
+    #[test]
+    fn canonical_lines_cannot_collide() {
+        let a = online("E", "x\toffline\ty", 0);
+        let b = BindingKey::offline("E", "y");
+        assert_ne!(canonical_line(&a), canonical_line(&b));
+    }
+}

@@ -1,0 +1,1 @@
+//! Talking to a real portal over HTTPS (filled by the reconcile work).
