@@ -11,3 +11,6 @@ pub mod glob;
 pub mod model;
 pub mod plan;
 pub mod portal;
+pub mod preflight;
+pub mod secret;
+pub mod suggest;

@@ -3,8 +3,12 @@
 //! The HTTP client ([`http::HttpPortal`]) and in-memory test doubles implement it; `plan` and
 //! `apply` never know which one they talk to.
 
+pub mod auth;
+pub mod endpoint;
 pub mod http;
 pub mod memory;
+pub mod pacer;
+pub mod wire;
 
 use serde::Serialize;
 
