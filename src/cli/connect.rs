@@ -1,0 +1,170 @@
+//! Turning flags, environment and files into a portal client (or the embedded emulator).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, anyhow, bail};
+
+use b24bind::emulator::{Emulator, EmulatorConfig};
+use b24bind::portal::auth::{AuthFile, Credentials, Refresher};
+use b24bind::portal::endpoint::Endpoint;
+use b24bind::portal::http::{HttpEvent, HttpOptions, HttpPortal};
+use b24bind::secret::Secret;
+
+use crate::cli::Ctx;
+
+const DEFAULT_OAUTH_URL: &str = "https://oauth.bitrix.info/oauth/token/";
+
+/// A connected portal. With `--emulator` it also owns the emulator, whose bindings are saved
+/// back to the state file when the connection is closed.
+pub struct Connection {
+    pub portal: HttpPortal,
+    /// The portal's address for output (never carries credentials).
+    pub name: String,
+    emulator: Option<(Emulator, PathBuf)>,
+}
+
+impl Connection {
+    /// Saves the embedded emulator's state. Called once the command is done with the portal.
+    pub fn close(self) -> anyhow::Result<()> {
+        if let Some((emulator, path)) = self.emulator {
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("cannot create {}", dir.display()))?;
+            }
+            emulator
+                .save_state(&path)
+                .with_context(|| format!("cannot save the emulator state to {}", path.display()))?;
+        }
+        Ok(())
+    }
+}
+
+fn options(ctx: &Ctx) -> anyhow::Result<HttpOptions> {
+    let p = &ctx.cli.global.portal;
+    if !(p.rate >= 0.0 && p.rate.is_finite()) {
+        bail!("--rate must be a number of requests per second, 0 or more (got {})", p.rate);
+    }
+    Ok(HttpOptions {
+        rate: p.rate,
+        burst: p.burst,
+        max_wait: Duration::from_secs(p.max_wait),
+        request_timeout: Duration::from_secs(p.timeout.max(1)),
+        ..HttpOptions::default()
+    })
+}
+
+fn observe(ctx: &Ctx, portal: HttpPortal) -> HttpPortal {
+    let term = ctx.term;
+    portal.with_cancel(ctx.cancel.clone()).with_observer(move |event| match event {
+        HttpEvent::Request { method, attempt, params } => {
+            let again = if *attempt > 1 { format!(" (attempt {attempt})") } else { String::new() };
+            term.debug(&format!("-> {method}{again} {params} auth=***"));
+        }
+        HttpEvent::Response { method, status, elapsed } => {
+            term.debug(&format!("<- {method} HTTP {status} in {} ms", elapsed.as_millis()));
+        }
+        HttpEvent::Wait { reason, wait } => {
+            if wait.as_secs_f64() >= 1.0 {
+                term.info(&format!("waiting {:.1} s: {reason}", wait.as_secs_f64()));
+            } else {
+                term.debug(&format!("waiting {} ms: {reason}", wait.as_millis()));
+            }
+        }
+        HttpEvent::Refreshed { saved_to } => match saved_to {
+            Some(path) => term.info(&format!("the access token expired; refreshed it and saved the new pair to {path}")),
+            None => term.info("the access token expired; refreshed it"),
+        },
+    })
+}
+
+/// Connects to the portal the flags name, or starts the embedded emulator.
+pub fn connect(ctx: &Ctx) -> anyhow::Result<Connection> {
+    let options = options(ctx)?;
+    let p = &ctx.cli.global.portal;
+    if let Some(state) = &p.emulator {
+        let emulator = Emulator::start(EmulatorConfig::default()).context("cannot start the built-in emulator")?;
+        if state.exists() {
+            emulator
+                .load_state(state)
+                .with_context(|| format!("cannot load the emulator state from {}", state.display()))?;
+        }
+        let endpoint = Endpoint::parse(&emulator.base_url()).map_err(|e| anyhow!(e))?;
+        let credentials = Credentials {
+            access_token: Secret::new(emulator.access_token()),
+            refresh: None,
+            refresh_unavailable: None,
+        };
+        let portal = observe(ctx, HttpPortal::new(endpoint, credentials, options)?);
+        ctx.term.info(&format!("using the built-in emulator (state: {})", state.display()));
+        return Ok(Connection {
+            portal,
+            name: format!("emulator ({})", state.display()),
+            emulator: Some((emulator, state.clone())),
+        });
+    }
+
+    let auth_file = p
+        .auth_file
+        .as_ref()
+        .map(|path| AuthFile::load(path).map_err(|e| anyhow!(e)))
+        .transpose()?;
+    let portal_url = p
+        .portal
+        .clone()
+        .or_else(|| auth_file.as_ref().and_then(AuthFile::portal))
+        .ok_or_else(|| {
+            anyhow!(
+                "no portal given: pass --portal https://your.bitrix24.com (or set B24_PORTAL), give an auth file \
+                 whose client_endpoint names it, or use --emulator to try the built-in emulator"
+            )
+        })?;
+    let endpoint = Endpoint::parse(&portal_url).map_err(|e| anyhow!(e))?;
+
+    let env = |k: &str| ctx.env.get(k).filter(|v| !v.is_empty()).cloned();
+    let (access_token, auth_file) = match auth_file {
+        Some(file) => {
+            let token = file.access_token().ok_or_else(|| anyhow!("the auth file has no access_token"))?;
+            (token, Some(file))
+        }
+        None => match env("B24_ACCESS_TOKEN") {
+            Some(token) => (Secret::new(token), None),
+            None => bail!(
+                "no access token: set B24_ACCESS_TOKEN, or give --auth-file FILE (or B24_AUTH_FILE) holding the \
+                 auth block the portal sent to the app's install handler"
+            ),
+        },
+    };
+    let client_id = env("B24_CLIENT_ID");
+    let client_secret = env("B24_CLIENT_SECRET").map(Secret::new);
+    let refresh_token = auth_file.as_ref().and_then(AuthFile::refresh_token);
+    let (refresh, refresh_unavailable) = match (refresh_token, client_id, client_secret) {
+        (Some(refresh_token), Some(client_id), Some(client_secret)) => (
+            Some(Refresher {
+                refresh_token,
+                client_id,
+                client_secret,
+                oauth_url: env("B24_OAUTH_URL").unwrap_or_else(|| DEFAULT_OAUTH_URL.to_owned()),
+                store: auth_file,
+            }),
+            None,
+        ),
+        (None, ..) => (
+            None,
+            Some("give --auth-file with a refresh_token (the auth block the portal sends at install), and set B24_CLIENT_ID and B24_CLIENT_SECRET".to_owned()),
+        ),
+        _ => (None, Some("set B24_CLIENT_ID and B24_CLIENT_SECRET to the application's client id and secret".to_owned())),
+    };
+    let credentials = Credentials {
+        access_token,
+        refresh,
+        refresh_unavailable,
+    };
+    let name = endpoint.display();
+    let portal = observe(ctx, HttpPortal::new(endpoint, credentials, options)?);
+    Ok(Connection {
+        portal,
+        name,
+        emulator: None,
+    })
+}
