@@ -11,3 +11,4 @@ pub mod glob;
 pub mod model;
 pub mod plan;
 pub mod portal;
+pub mod redact;
