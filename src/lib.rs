@@ -12,3 +12,4 @@ pub mod model;
 pub mod plan;
 pub mod portal;
 pub mod redact;
+pub mod render;
