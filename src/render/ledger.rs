@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::apply::{LedgerEntry, Report, Verification};
+use crate::plan::Action;
 use crate::portal::Outcome;
 use crate::redact::mask_text;
 use crate::render::document::{ChangeRecord, FORMAT_VERSION, to_pretty_json};
@@ -169,11 +170,15 @@ pub fn ledger_text(report: &Report, view: &View) -> String {
         let (label, detail, bad) = match &entry.outcome {
             Outcome::Done => ("done", String::new(), false),
             Outcome::AlreadySo => ("already so", String::new(), false),
-            Outcome::Failed { code, description } => (
-                "failed",
-                format!(": {} {}", sanitize(code), sanitize(&mask_text(description))),
-                true,
-            ),
+            Outcome::Failed { code, description } => {
+                let description = sanitize(&mask_text(description));
+                let detail = if code.is_empty() {
+                    format!(": {description}")
+                } else {
+                    format!(": {}: {description}", sanitize(code))
+                };
+                ("failed", detail, true)
+            }
             Outcome::Unknown { reason } => (
                 "unknown",
                 format!(": {}", sanitize(&mask_text(reason))),
@@ -185,8 +190,9 @@ pub fn ledger_text(report: &Report, view: &View) -> String {
                 true,
             ),
         };
-        let verified = match entry.verified {
-            Some(false) => " (the portal does not show this)",
+        let verified = match (entry.verified, entry.change.action) {
+            (Some(false), Action::Unbind) => " (still on the portal)",
+            (Some(false), _) => " (not on the portal)",
             _ => "",
         };
         let status = format!("{label:<10}");
