@@ -115,7 +115,9 @@ pub fn plan_markdown_with(plan: &Plan, view: &View, labels: &MarkdownLabels) -> 
         ". See all of it with {}.\n",
         inline_code(&sanitize(&labels.see_all))
     ));
-    cut.text.push_str(&notice);
+    // Right after the blocks it explains, before the footer.
+    let at = cut.text.len() - footer.len();
+    cut.text.insert_str(at, &notice);
     // The budget above makes this unreachable; it keeps the promise even if a label is huge.
     if cut.text.len() >= MARKDOWN_LIMIT {
         let end = floor_boundary(&cut.text, MARKDOWN_LIMIT - NOTICE_ROOM);
