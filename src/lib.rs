@@ -12,6 +12,7 @@ pub mod model;
 pub mod plan;
 pub mod portal;
 pub mod preflight;
+pub mod reconcile;
 pub mod redact;
 pub mod render;
 pub mod secret;

@@ -36,7 +36,14 @@ pub struct Cli {
 #[derive(Debug, Args)]
 pub struct Global {
     /// The manifest to read
-    #[arg(short, long, global = true, env = "B24BIND_MANIFEST", default_value = "handlers.toml", value_name = "FILE")]
+    #[arg(
+        short,
+        long,
+        global = true,
+        env = "B24BIND_MANIFEST",
+        default_value = "handlers.toml",
+        value_name = "FILE"
+    )]
     pub manifest: PathBuf,
 
     /// Set a manifest variable, overriding the environment and [vars] (repeatable)
@@ -66,11 +73,23 @@ pub struct Global {
 #[derive(Debug, Args)]
 pub struct PortalArgs {
     /// Portal address, e.g. https://your.bitrix24.com (http:// only for loopback)
-    #[arg(long, global = true, env = "B24_PORTAL", value_name = "URL", hide_env_values = true)]
+    #[arg(
+        long,
+        global = true,
+        env = "B24_PORTAL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
     pub portal: Option<String>,
 
     /// JSON file with the app's auth block (access_token, refresh_token, client_endpoint); rotated tokens are written back
-    #[arg(long, global = true, env = "B24_AUTH_FILE", value_name = "FILE", hide_env_values = true)]
+    #[arg(
+        long,
+        global = true,
+        env = "B24_AUTH_FILE",
+        value_name = "FILE",
+        hide_env_values = true
+    )]
     pub auth_file: Option<PathBuf>,
 
     /// Run against the built-in emulator, keeping its bindings in STATE_FILE

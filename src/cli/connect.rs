@@ -9,6 +9,7 @@ use b24bind::emulator::{Emulator, EmulatorConfig};
 use b24bind::portal::auth::{AuthFile, Credentials, Refresher};
 use b24bind::portal::endpoint::Endpoint;
 use b24bind::portal::http::{HttpEvent, HttpOptions, HttpPortal};
+use b24bind::redact::mask_text;
 use b24bind::secret::Secret;
 
 use crate::cli::Ctx;
@@ -43,7 +44,10 @@ impl Connection {
 fn options(ctx: &Ctx) -> anyhow::Result<HttpOptions> {
     let p = &ctx.cli.global.portal;
     if !(p.rate >= 0.0 && p.rate.is_finite()) {
-        bail!("--rate must be a number of requests per second, 0 or more (got {})", p.rate);
+        bail!(
+            "--rate must be a number of requests per second, 0 or more (got {})",
+            p.rate
+        );
     }
     Ok(HttpOptions {
         rate: p.rate,
@@ -56,26 +60,48 @@ fn options(ctx: &Ctx) -> anyhow::Result<HttpOptions> {
 
 fn observe(ctx: &Ctx, portal: HttpPortal) -> HttpPortal {
     let term = ctx.term;
-    portal.with_cancel(ctx.cancel.clone()).with_observer(move |event| match event {
-        HttpEvent::Request { method, attempt, params } => {
-            let again = if *attempt > 1 { format!(" (attempt {attempt})") } else { String::new() };
-            term.debug(&format!("-> {method}{again} {params} auth=***"));
-        }
-        HttpEvent::Response { method, status, elapsed } => {
-            term.debug(&format!("<- {method} HTTP {status} in {} ms", elapsed.as_millis()));
-        }
-        HttpEvent::Wait { reason, wait } => {
-            if wait.as_secs_f64() >= 1.0 {
-                term.info(&format!("waiting {:.1} s: {reason}", wait.as_secs_f64()));
-            } else {
-                term.debug(&format!("waiting {} ms: {reason}", wait.as_millis()));
+    portal
+        .with_cancel(ctx.cancel.clone())
+        .with_observer(move |event| match event {
+            HttpEvent::Request {
+                method,
+                attempt,
+                params,
+            } => {
+                let again = if *attempt > 1 {
+                    format!(" (attempt {attempt})")
+                } else {
+                    String::new()
+                };
+                term.debug(&format!(
+                    "-> {method}{again} {} auth=***",
+                    mask_text(params)
+                ));
             }
-        }
-        HttpEvent::Refreshed { saved_to } => match saved_to {
-            Some(path) => term.info(&format!("the access token expired; refreshed it and saved the new pair to {path}")),
-            None => term.info("the access token expired; refreshed it"),
-        },
-    })
+            HttpEvent::Response {
+                method,
+                status,
+                elapsed,
+            } => {
+                term.debug(&format!(
+                    "<- {method} HTTP {status} in {} ms",
+                    elapsed.as_millis()
+                ));
+            }
+            HttpEvent::Wait { reason, wait } => {
+                if wait.as_secs_f64() >= 1.0 {
+                    term.info(&format!("waiting {:.1} s: {reason}", wait.as_secs_f64()));
+                } else {
+                    term.debug(&format!("waiting {} ms: {reason}", wait.as_millis()));
+                }
+            }
+            HttpEvent::Refreshed { saved_to } => match saved_to {
+                Some(path) => term.info(&format!(
+                    "the access token expired; refreshed it and saved the new pair to {path}"
+                )),
+                None => term.info("the access token expired; refreshed it"),
+            },
+        })
 }
 
 /// Connects to the portal the flags name, or starts the embedded emulator.
@@ -83,11 +109,12 @@ pub fn connect(ctx: &Ctx) -> anyhow::Result<Connection> {
     let options = options(ctx)?;
     let p = &ctx.cli.global.portal;
     if let Some(state) = &p.emulator {
-        let emulator = Emulator::start(EmulatorConfig::default()).context("cannot start the built-in emulator")?;
+        let emulator = Emulator::start(EmulatorConfig::default())
+            .context("cannot start the built-in emulator")?;
         if state.exists() {
-            emulator
-                .load_state(state)
-                .with_context(|| format!("cannot load the emulator state from {}", state.display()))?;
+            emulator.load_state(state).with_context(|| {
+                format!("cannot load the emulator state from {}", state.display())
+            })?;
         }
         let endpoint = Endpoint::parse(&emulator.base_url()).map_err(|e| anyhow!(e))?;
         let credentials = Credentials {
@@ -96,7 +123,10 @@ pub fn connect(ctx: &Ctx) -> anyhow::Result<Connection> {
             refresh_unavailable: None,
         };
         let portal = observe(ctx, HttpPortal::new(endpoint, credentials, options)?);
-        ctx.term.info(&format!("using the built-in emulator (state: {})", state.display()));
+        ctx.term.info(&format!(
+            "using the built-in emulator (state: {})",
+            state.display()
+        ));
         return Ok(Connection {
             portal,
             name: format!("emulator ({})", state.display()),
@@ -124,7 +154,9 @@ pub fn connect(ctx: &Ctx) -> anyhow::Result<Connection> {
     let env = |k: &str| ctx.env.get(k).filter(|v| !v.is_empty()).cloned();
     let (access_token, auth_file) = match auth_file {
         Some(file) => {
-            let token = file.access_token().ok_or_else(|| anyhow!("the auth file has no access_token"))?;
+            let token = file
+                .access_token()
+                .ok_or_else(|| anyhow!("the auth file has no access_token"))?;
             (token, Some(file))
         }
         None => match env("B24_ACCESS_TOKEN") {

@@ -45,7 +45,11 @@ pub fn main() -> ExitCode {
         Ok(m) => m,
         Err(e) => {
             let _ = e.print();
-            return ExitCode::from(if e.use_stderr() { Exit::Usage as u8 } else { Exit::Ok as u8 });
+            return ExitCode::from(if e.use_stderr() {
+                Exit::Usage as u8
+            } else {
+                Exit::Ok as u8
+            });
         }
     };
     let cli = match Cli::from_arg_matches(&matches) {
@@ -61,7 +65,12 @@ pub fn main() -> ExitCode {
         .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
         .collect();
     let no_color = env.get("NO_COLOR").is_some_and(|v| !v.is_empty());
-    let term = Term::new(cli.global.color, no_color, cli.global.quiet, cli.global.verbose);
+    let term = Term::new(
+        cli.global.color,
+        no_color,
+        cli.global.quiet,
+        cli.global.verbose,
+    );
     let cancel = Arc::new(AtomicBool::new(false));
     {
         let cancel = cancel.clone();
@@ -83,7 +92,11 @@ pub fn main() -> ExitCode {
         Ok(code) => code,
         Err(err) => {
             ctx.term.error(&format!("{err:#}"));
-            if ctx.cancel.load(Ordering::SeqCst) { Exit::Interrupted } else { Exit::Error }
+            if ctx.cancel.load(Ordering::SeqCst) {
+                Exit::Interrupted
+            } else {
+                Exit::Error
+            }
         }
     };
     ExitCode::from(code as u8)

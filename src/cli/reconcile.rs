@@ -5,10 +5,9 @@ use std::fs;
 use anyhow::{Context, anyhow, bail};
 
 use b24bind::apply::{ApplyOptions, Report, apply as run_plan};
-use b24bind::manifest::Manifest;
-use b24bind::plan::{Plan, Rules, plan as compute};
-use b24bind::portal::{Portal, Snapshot};
-use b24bind::preflight;
+use b24bind::plan::Plan;
+use b24bind::portal::Snapshot;
+use b24bind::reconcile;
 use b24bind::render::{self, PlanDocument, View};
 
 use crate::cli::args::{ApplyArgs, Format, PlanArgs, ReconcileArgs};
@@ -16,9 +15,8 @@ use crate::cli::connect::{Connection, connect};
 use crate::cli::simple::load_manifest;
 use crate::cli::{Ctx, Exit};
 
-/// The manifest, the portal's state and the plan between them.
+/// The connection, the portal's state and the plan.
 struct Prepared {
-    manifest: Manifest,
     connection: Connection,
     snapshot: Snapshot,
     plan: Plan,
@@ -31,45 +29,39 @@ fn prepare(ctx: &Ctx, args: &ReconcileArgs) -> anyhow::Result<Result<Prepared, E
         return Ok(Err(Exit::Error));
     };
     let mut connection = connect(ctx)?;
-    let snapshot = connection
-        .portal
-        .snapshot()
-        .with_context(|| format!("reading the bindings of {}", connection.name))?;
-    let check = preflight::check(&manifest.bindings, &snapshot);
-    for warning in &check.warnings {
+    let options = reconcile::Options {
+        prune: !args.no_prune,
+        recreate: args.recreate,
+    };
+    let prepared = reconcile::prepare(
+        &manifest.bindings,
+        &manifest.ignore,
+        &mut connection.portal,
+        &options,
+    )
+    .with_context(|| format!("reading the bindings of {}", connection.name))?;
+    for warning in &prepared.preflight.warnings {
         ctx.term.warn(warning);
     }
-    if !check.refusals.is_empty() {
-        for refusal in &check.refusals {
+    if !prepared.preflight.refusals.is_empty() {
+        for refusal in &prepared.preflight.refusals {
             ctx.term.error(&refusal.to_string());
         }
         ctx.term.info("nothing was changed on the portal");
         connection.close()?;
         return Ok(Err(Exit::Error));
     }
-    let rules = Rules {
-        prune: !args.no_prune,
-        recreate: args.recreate,
-        ignore: manifest.ignore.clone(),
-        caller: Some(snapshot.caller),
-    };
-    let plan = compute(&manifest.bindings, &snapshot.bindings, &rules);
+    let reconcile::Prepared { snapshot, plan, .. } = prepared;
     Ok(Ok(Prepared {
-        manifest,
         connection,
         snapshot,
         plan,
     }))
 }
 
-fn view(ctx: &Ctx, name: &str, color: bool) -> View {
-    let _ = ctx;
-    View::new(name, color)
-}
-
 fn render_plan(ctx: &Ctx, p: &Prepared, format: Format, with_diff: bool) -> anyhow::Result<String> {
     let color = ctx.term.color_out;
-    let v = view(ctx, &p.connection.name, color);
+    let v = View::new(&p.connection.name, color);
     let mut out = match format {
         Format::Text => render::plan_text(&p.plan, &v),
         Format::Json => render::plan_json(&p.plan, &View::new(&p.connection.name, false)),
@@ -85,7 +77,9 @@ fn render_plan(ctx: &Ctx, p: &Prepared, format: Format, with_diff: bool) -> anyh
 
 pub fn plan(ctx: &Ctx, args: &PlanArgs) -> anyhow::Result<Exit> {
     if args.diff && ctx.cli.global.format != Format::Text {
-        bail!("--diff goes with --format text; the JSON and markdown plans list every change already");
+        bail!(
+            "--diff goes with --format text; the JSON and markdown plans list every change already"
+        );
     }
     let p = match prepare(ctx, &args.reconcile)? {
         Ok(p) => p,
@@ -94,27 +88,40 @@ pub fn plan(ctx: &Ctx, args: &PlanArgs) -> anyhow::Result<Exit> {
     let text = render_plan(ctx, &p, ctx.cli.global.format, args.diff)?;
     if let Some(path) = &args.out {
         let doc = PlanDocument::from_plan(&p.plan, &View::new(&p.connection.name, false));
-        fs::write(path, doc.to_json()).with_context(|| format!("cannot write the plan to {}", path.display()))?;
-        ctx.term.info(&format!("plan saved to {}; apply it with `b24bind apply --plan {}`", path.display(), path.display()));
+        fs::write(path, doc.to_json())
+            .with_context(|| format!("cannot write the plan to {}", path.display()))?;
+        ctx.term.info(&format!(
+            "plan saved to {}; apply it with `b24bind apply --plan {}`",
+            path.display(),
+            path.display()
+        ));
     }
     ctx.term.result(&text)?;
     let changes = !p.plan.is_empty();
     p.connection.close()?;
-    Ok(if changes && args.detailed_exitcode { Exit::Changes } else { Exit::Ok })
+    Ok(if changes && args.detailed_exitcode {
+        Exit::Changes
+    } else {
+        Exit::Ok
+    })
 }
 
 pub fn apply(ctx: &Ctx, args: &ApplyArgs) -> anyhow::Result<Exit> {
     let format = ctx.cli.global.format;
     if matches!(format, Format::Toml | Format::Markdown) {
-        bail!("apply writes text or json (got --format {format:?}); use plan --format markdown for a pull-request comment");
+        bail!(
+            "apply writes text or json (got --format {format:?}); use plan --format markdown for a pull-request comment"
+        );
     }
     let p = match prepare(ctx, &args.reconcile)? {
         Ok(p) => p,
         Err(code) => return Ok(code),
     };
     if let Some(path) = &args.plan {
-        let text = fs::read_to_string(path).with_context(|| format!("cannot read the saved plan {}", path.display()))?;
-        let saved = PlanDocument::from_json(&text).map_err(|e| anyhow!("{}: {e}", path.display()))?;
+        let text = fs::read_to_string(path)
+            .with_context(|| format!("cannot read the saved plan {}", path.display()))?;
+        let saved =
+            PlanDocument::from_json(&text).map_err(|e| anyhow!("{}: {e}", path.display()))?;
         let fresh = PlanDocument::from_plan(&p.plan, &View::new(&p.connection.name, false));
         if let Err(mismatch) = saved.check_same_plan(&fresh) {
             ctx.term.error(&format!(
@@ -139,10 +146,16 @@ pub fn apply(ctx: &Ctx, args: &ApplyArgs) -> anyhow::Result<Exit> {
         return Ok(Exit::Ok);
     }
     if format == Format::Text {
-        ctx.term.info(&render::plan_text(&p.plan, &View::new(&p.connection.name, ctx.term.color_err)));
+        ctx.term.info(&render::plan_text(
+            &p.plan,
+            &View::new(&p.connection.name, ctx.term.color_err),
+        ));
     }
-    let Prepared { mut connection, plan, manifest, .. } = p;
-    let _ = manifest;
+    let Prepared {
+        mut connection,
+        plan,
+        ..
+    } = p;
     let report = run_plan(
         &plan,
         &mut connection.portal,

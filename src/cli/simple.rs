@@ -17,14 +17,21 @@ use crate::cli::{Ctx, Exit};
 /// Loads and validates the manifest, printing its diagnostics. `None`: invalid (reported).
 pub fn load_manifest(ctx: &Ctx, allow_empty: bool) -> anyhow::Result<Option<Manifest>> {
     let options = LoadOptions {
-        vars: ctx.cli.global.vars.iter().cloned().collect::<BTreeMap<_, _>>(),
+        vars: ctx
+            .cli
+            .global
+            .vars
+            .iter()
+            .cloned()
+            .collect::<BTreeMap<_, _>>(),
         env: ctx.env.clone(),
         allow_empty,
     };
     match Manifest::load(&ctx.cli.global.manifest, &options) {
         Ok(manifest) => {
             if !manifest.warnings.is_empty() {
-                ctx.term.stderr(&manifest.render_warnings(ctx.term.color_err));
+                ctx.term
+                    .stderr(&manifest.render_warnings(ctx.term.color_err));
             }
             Ok(Some(manifest))
         }
@@ -41,12 +48,17 @@ pub fn validate(ctx: &Ctx, args: &ValidateArgs) -> anyhow::Result<Exit> {
     };
     let name = ctx.cli.global.manifest.display().to_string();
     let text = match ctx.cli.global.format {
-        Format::Text => render::bindings_table(&manifest.bindings, &View::new(&name, ctx.term.color_out)),
+        Format::Text => {
+            render::bindings_table(&manifest.bindings, &View::new(&name, ctx.term.color_out))
+        }
         Format::Json => render::bindings_json(&manifest.bindings).to_string(),
         other => bail!("validate writes text or json (got --format {other:?})"),
     };
     ctx.term.result(&text)?;
-    ctx.term.info(&format!("{name}: valid, {} bindings", manifest.bindings.len()));
+    ctx.term.info(&format!(
+        "{name}: valid, {} bindings",
+        manifest.bindings.len()
+    ));
     Ok(Exit::Ok)
 }
 
@@ -56,7 +68,10 @@ pub fn export(ctx: &Ctx, args: &ExportArgs) -> anyhow::Result<Exit> {
         bail!("export writes toml or json (got --format {format:?})");
     }
     let mut connection = connect(ctx)?;
-    let rows = connection.portal.bindings().with_context(|| format!("reading the bindings of {}", connection.name))?;
+    let rows = connection
+        .portal
+        .bindings()
+        .with_context(|| format!("reading the bindings of {}", connection.name))?;
     let bindings: Vec<Binding> = rows.into_iter().map(Binding::new).collect();
     let text = match format {
         Format::Json => render::bindings_json(&bindings).to_string(),
@@ -72,8 +87,13 @@ pub fn export(ctx: &Ctx, args: &ExportArgs) -> anyhow::Result<Exit> {
     connection.close()?;
     match &args.out {
         Some(path) => {
-            std::fs::write(path, &text).with_context(|| format!("cannot write {}", path.display()))?;
-            ctx.term.info(&format!("wrote {} bindings to {}", bindings.len(), path.display()));
+            std::fs::write(path, &text)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            ctx.term.info(&format!(
+                "wrote {} bindings to {}",
+                bindings.len(),
+                path.display()
+            ));
         }
         None => ctx.term.result(&text)?,
     }
@@ -86,7 +106,10 @@ pub fn events(ctx: &Ctx, args: &EventsArgs) -> anyhow::Result<Exit> {
         bail!("events writes text or json (got --format {format:?})");
     }
     let mut connection = connect(ctx)?;
-    let events = connection.portal.events(args.all).with_context(|| format!("listing the events of {}", connection.name))?;
+    let events = connection
+        .portal
+        .events(args.all)
+        .with_context(|| format!("listing the events of {}", connection.name))?;
     connection.close()?;
     let text = match format {
         Format::Json => render::events_json(&events),
@@ -112,7 +135,9 @@ pub fn emulator(ctx: &Ctx, args: &EmulatorArgs) -> anyhow::Result<Exit> {
     if let Some(state) = &args.state
         && state.exists()
     {
-        emulator.load_state(state).with_context(|| format!("cannot load {}", state.display()))?;
+        emulator
+            .load_state(state)
+            .with_context(|| format!("cannot load {}", state.display()))?;
     }
     let line = serde_json::json!({
         "portal": emulator.base_url(),
@@ -127,8 +152,13 @@ pub fn emulator(ctx: &Ctx, args: &EmulatorArgs) -> anyhow::Result<Exit> {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
     if let Some(state) = &args.state {
-        emulator.save_state(state).with_context(|| format!("cannot save {}", state.display()))?;
-        ctx.term.info(&format!("saved the emulator's bindings to {}", state.display()));
+        emulator
+            .save_state(state)
+            .with_context(|| format!("cannot save {}", state.display()))?;
+        ctx.term.info(&format!(
+            "saved the emulator's bindings to {}",
+            state.display()
+        ));
     }
     Ok(Exit::Ok)
 }
