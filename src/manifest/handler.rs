@@ -79,7 +79,7 @@ pub(crate) fn check_absolute(url: &str) -> Result<bool, Rejection> {
             "write it as https://host/path with a valid host and an optional numeric port",
         )
     })?;
-    if !host.find('.').is_some_and(|p| p > 0) {
+    if host.find('.').is_none_or(|p| p == 0) {
         return Err(reject(
             format!("handler host `{host}` has no dot; the portal refuses such hosts"),
             "use a public host name such as app.example.com (localhost and dot-less names are refused; 127.0.0.1 works for local tests)",

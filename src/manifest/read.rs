@@ -533,6 +533,10 @@ impl<'s> Reader<'s, '_> {
                 return;
             }
         };
+        if entry.failed.contains(&"event_type") {
+            // Online or offline decides every other rule; guessing would mislead.
+            return;
+        }
         let offline = entry.offline.as_ref().is_some_and(|(o, _)| *o);
 
         let target = if offline {
@@ -747,6 +751,10 @@ impl<'s> Reader<'s, '_> {
                 other => {
                     self.unknown_key(key.span(), other, "a [[binding]] entry", BINDING_KEYS);
                     e.broken = true;
+                    // A misspelt `handler` should not also be reported as a missing one.
+                    if let Some(meant) = nearest(other, BINDING_KEYS) {
+                        e.failed.push(meant);
+                    }
                 }
             }
             if e.broken
@@ -775,7 +783,11 @@ impl<'s> Reader<'s, '_> {
             self.sink
                 .error(
                     Some(t.span.clone()),
-                    format!("event name {} contains `{c}`; event names are letters, digits and _ only", t.shown()),
+                    format!(
+                        "event name {} contains {}; event names are letters, digits and _ only",
+                        t.shown(),
+                        describe_char(c)
+                    ),
                 )
                 .help("write the event's name as the portal lists it, e.g. ONCRMLEADADD (case does not matter)");
             return false;
@@ -954,4 +966,12 @@ impl<'s> Reader<'s, '_> {
 enum Target {
     Online(String, u64),
     Offline(String),
+}
+
+fn describe_char(c: char) -> String {
+    match c {
+        ' ' => "a space".to_owned(),
+        c if c.is_control() || c.is_whitespace() => format!("the character U+{:04X}", c as u32),
+        c => format!("`{c}`"),
+    }
 }

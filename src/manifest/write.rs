@@ -77,7 +77,8 @@ fn same_settings(a: &Binding, b: &Binding) -> bool {
 }
 
 fn string(s: &str) -> String {
-    toml::Value::String(s.to_owned()).to_string()
+    // Every manifest string is interpolated on reading, so `$` must be written as `$$`.
+    toml::Value::String(s.replace('$', "$$")).to_string()
 }
 
 fn inline_table(options: &BTreeMap<String, String>) -> String {
