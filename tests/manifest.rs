@@ -538,6 +538,26 @@ fn handler_with_a_space_is_an_error() {
 }
 
 #[test]
+fn protocol_relative_handler_is_an_error() {
+    let src = with_base("[[binding]]\nevent = \"E\"\nhandler = \"//cdn.example.com/x\"\n");
+    let e = one_error(&src, "\"//cdn.example.com/x\"");
+    assert_eq!(
+        e.message,
+        "handler `//cdn.example.com/x` is protocol-relative; the portal needs the scheme"
+    );
+}
+
+#[test]
+fn crlf_sources_render() {
+    let src = "[[binding]]\r\nevent = \"A B\"\r\nhandler = \"https://a.example.com/\"\r\n";
+    let d = parse(src).unwrap_err();
+    assert_eq!((d.items[0].line, d.items[0].column), (2, 9));
+    let out = d.render(false);
+    assert!(out.contains("handlers.toml:2:9"), "{out}");
+    assert!(!out.contains('\r'), "{out:?}");
+}
+
+#[test]
 fn online_binding_needs_a_handler() {
     let e = one_error("[[binding]]\nevent = \"E\"\n", "[[binding]]");
     assert_eq!(e.message, "this binding has no `handler`");
@@ -851,6 +871,33 @@ fn snapshot_syntax_error_and_empty_manifest() {
 }
 
 #[test]
+fn written_manifest_groups_events_and_reads_back() {
+    let mut deal_add = Binding::new(BindingKey::online(
+        "ONCRMDEALADD",
+        "https://a.example.com/d",
+        3,
+    ));
+    deal_add.auth_connector = Some("crm".into());
+    let mut deal_update = deal_add.clone();
+    deal_update.key.event = "ONCRMDEALUPDATE".into();
+    let mut ready = Binding::new(BindingKey::online(
+        "ONOFFLINEEVENT",
+        "https://a.example.com/r",
+        0,
+    ));
+    ready.options.insert("minTimeout".into(), "30".into());
+    let queue = Binding::new(BindingKey::offline("ONCRMDEALUPDATE", "erp"));
+    let bindings = vec![deal_add, deal_update, ready, queue];
+    let text = write_manifest(&bindings, "export");
+    insta::assert_snapshot!(text);
+    let m = ok(&text);
+    assert!(m.warnings.is_empty());
+    let lines: Vec<Option<u32>> = m.bindings.iter().map(|b| b.line).collect();
+    assert_eq!(lines, [Some(3), Some(3), Some(9), Some(15)]);
+    assert_eq!(strip_lines(m.bindings), bindings);
+}
+
+#[test]
 fn color_rendering_uses_ansi_only_when_asked() {
     let d = parse("[[binding]]\nevent = \"A\"\n").unwrap_err();
     assert!(d.render(true).contains('\u{1b}'));
@@ -863,6 +910,7 @@ fn event() -> impl Strategy<Value = String> {
     prop_oneof![
         Just("ONCRMLEADADD".to_owned()),
         Just("ONCRMDEALUPDATE".to_owned()),
+        Just("ONCRMDEALADD".to_owned()),
         Just("ONOFFLINEEVENT".to_owned()),
         "[A-Z][A-Z0-9_]{0,12}",
     ]
@@ -883,10 +931,11 @@ fn text() -> impl Strategy<Value = String> {
 }
 
 fn binding() -> impl Strategy<Value = Binding> {
+    // Shared handlers and small auth types make consecutive bindings groupable into `events`.
     let online = (
         event(),
-        handler(),
-        0u64..=(i64::MAX as u64),
+        prop_oneof![Just("https://app.example.com/b24".to_owned()), handler()],
+        prop_oneof![Just(0u64), 0u64..=(i64::MAX as u64)],
         proptest::option::of(text().prop_filter("non-empty", |s| !s.is_empty())),
     )
         .prop_map(|(e, h, a, c)| {
@@ -896,7 +945,7 @@ fn binding() -> impl Strategy<Value = Binding> {
         });
     let offline = (
         event().prop_filter("offline-capable", |e| e != "ONOFFLINEEVENT"),
-        text(),
+        prop_oneof![Just(String::new()), text()],
     )
         .prop_map(|(e, c)| Binding::new(BindingKey::offline(&e, &c)));
     let options = proptest::collection::btree_map(
@@ -949,7 +998,7 @@ proptest! {
     fn parsing_never_panics_on_mutated_manifests(
         pos in any::<prop::sample::Index>(),
         len in 0usize..8,
-        insert in "[\\[\\]{}\"'$=.,#\n a-z0-9\\\\]{0,6}",
+        insert in "[\\[\\]{}\"'$=.,#\r\n a-z0-9\\\\]{0,6}",
     ) {
         let example = include_str!("../handlers.toml.example");
         let mut start = pos.index(example.len());

@@ -175,7 +175,10 @@ fn snippets<'a>(
                 .path(name)
                 .fold(true);
             for m in cluster {
-                let span = (m.span.start - start)..(m.span.end.min(end) - start);
+                // A span starting on a line break ends up past the shown text: keep it ordered.
+                let span_start = m.span.start.min(end);
+                let span_end = m.span.end.clamp(span_start, end.max(span_start));
+                let span = (span_start - start)..(span_end - start);
                 let kind = if m.primary {
                     AnnotationKind::Primary
                 } else {

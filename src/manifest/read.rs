@@ -649,6 +649,17 @@ impl<'s> Reader<'s, '_> {
     fn online_handler(&mut self, h: &Text) -> Option<String> {
         let (url, plain_http_reported) = if handler::has_scheme(&h.value) {
             (h.value.clone(), false)
+        } else if h.value.starts_with("//") {
+            self.sink
+                .error(
+                    Some(h.span.clone()),
+                    format!(
+                        "handler {} is protocol-relative; the portal needs the scheme",
+                        h.shown()
+                    ),
+                )
+                .help("write the full URL, e.g. https:// followed by the host and path");
+            return None;
         } else if h.value.starts_with('/') {
             match &self.base {
                 Base::Valid { url, plain_http } => (handler::join(url, &h.value), *plain_http),
