@@ -386,6 +386,19 @@ fn exactly_one_of_event_and_events() {
 }
 
 #[test]
+fn a_binding_reports_its_event_and_handler_problems_together() {
+    let errs = errors("[[binding]]\nevent = 1\nhandler = \"https://localhost/x\"\n");
+    let messages: Vec<&str> = errs.iter().map(|e| e.message.as_str()).collect();
+    assert_eq!(
+        messages,
+        [
+            "`event` must be a string, found an integer",
+            "handler host `localhost` has no dot; the portal refuses such hosts"
+        ]
+    );
+}
+
+#[test]
 fn events_must_not_be_empty() {
     let e = one_error(
         "[[binding]]\nevents = []\nhandler = \"https://a.example.com/\"\n",

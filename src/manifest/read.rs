@@ -521,16 +521,19 @@ impl<'s> Reader<'s, '_> {
                     .error(Some(events_key), "a binding sets both `event` and `events`")
                     .label(event_key, "`event` is set here")
                     .help("use `event` for one event or `events = [..]` for several, not both");
-                return;
+                broken = true;
+                Vec::new()
             }
             (Some((_, e)), None) | (None, Some((_, e))) => e,
             (None, None) => {
                 if !entry.failed.contains(&"event") && !entry.failed.contains(&"events") {
                     self.sink
-                        .error(Some(span), "this binding has no `event`")
+                        .error(Some(span.clone()), "this binding has no `event`")
                         .help("add event = \"ONCRMLEADADD\" (or events = [\"…\", \"…\"] for several events with the same handler)");
                 }
-                return;
+                // Keep going: the handler's own problems are worth reporting in the same run.
+                broken = true;
+                Vec::new()
             }
         };
         if entry.failed.contains(&"event_type") {
