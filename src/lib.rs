@@ -8,6 +8,7 @@
 
 pub mod apply;
 pub mod glob;
+pub mod manifest;
 pub mod model;
 pub mod plan;
 pub mod portal;
