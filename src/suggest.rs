@@ -24,7 +24,8 @@ pub fn nearest<'a>(
     limit: usize,
 ) -> Vec<&'a str> {
     let word_upper = word.to_ascii_uppercase();
-    let budget = (word.chars().count() / 3).max(1);
+    // Long names can afford more slips; three letters off a four-letter name is another word.
+    let budget = (word.chars().count() / 3).max(2);
     let mut scored: Vec<(usize, &str)> = candidates
         .into_iter()
         .map(|c| (distance(&word_upper, &c.to_ascii_uppercase()), c))

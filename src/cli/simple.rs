@@ -112,7 +112,7 @@ pub fn events(ctx: &Ctx, args: &EventsArgs) -> anyhow::Result<Exit> {
         .with_context(|| format!("listing the events of {}", connection.name))?;
     connection.close()?;
     let text = match format {
-        Format::Json => render::events_json(&events),
+        Format::Json => render::events_json(&events).to_string(),
         _ => render::events_text(&events),
     };
     ctx.term.result(&text)?;

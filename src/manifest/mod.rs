@@ -15,7 +15,6 @@ mod diagnostic;
 mod handler;
 mod interpolate;
 mod read;
-mod suggest;
 mod write;
 
 use std::collections::BTreeMap;

@@ -14,7 +14,6 @@ use super::LoadOptions;
 use super::diagnostic::{Diagnostic, Sink};
 use super::handler;
 use super::interpolate::{InterpolateError, Scope, interpolate, is_var_name};
-use super::suggest::nearest;
 use crate::glob::Glob;
 use crate::model::{Binding, BindingKey, OFFLINE_NOTIFY_EVENT};
 use crate::plan::IgnoreRules;
@@ -203,7 +202,7 @@ impl<'s> Reader<'s, '_> {
         .find(|(name, keys)| *name != section && keys.contains(&key))
         .map(|(name, _)| name);
         let accepted = known.join(", ");
-        let help = match (nearest(key, known), elsewhere) {
+        let help = match (nearest_key(key, known), elsewhere) {
             (Some(s), _) => format!("did you mean `{s}`? {section} accepts: {accepted}"),
             (None, Some(place)) => {
                 format!("`{key}` belongs in {place}; {section} accepts: {accepted}")
@@ -766,7 +765,7 @@ impl<'s> Reader<'s, '_> {
                     self.unknown_key(key.span(), other, "a [[binding]] entry", BINDING_KEYS);
                     e.broken = true;
                     // A misspelt `handler` should not also be reported as a missing one.
-                    if let Some(meant) = nearest(other, BINDING_KEYS) {
+                    if let Some(meant) = nearest_key(other, BINDING_KEYS) {
                         e.failed.push(meant);
                     }
                 }
@@ -988,4 +987,11 @@ fn describe_char(c: char) -> String {
         c if c.is_control() || c.is_whitespace() => format!("the character U+{:04X}", c as u32),
         c => format!("`{c}`"),
     }
+}
+
+/// The closest known key to a misspelt one, if it is a plausible typo.
+fn nearest_key<'a>(word: &str, known: &[&'a str]) -> Option<&'a str> {
+    crate::suggest::nearest(word, known.iter().copied(), 1)
+        .first()
+        .copied()
 }
