@@ -7,6 +7,7 @@
 //! exits or reads the process environment.
 
 pub mod apply;
+pub mod emulator;
 pub mod glob;
 pub mod manifest;
 pub mod model;
