@@ -425,8 +425,7 @@ fn offline_bindings_options_and_auth_connector() {
         "{}",
         g.raw
     );
-    // The journal masks tokens and never shows auth_connector as a method parameter? It shows
-    // what arrived, with secrets masked.
+    // The journal shows what arrived, with secrets masked.
     let j = emu.journal();
     assert_eq!(j[0].params["auth"], "***");
     assert_eq!(j[0].params["auth_connector"], "sync1");
@@ -1247,6 +1246,63 @@ fn state_survives_save_and_load() {
     assert_eq!(
         emu.load_state(&path).unwrap_err().kind(),
         std::io::ErrorKind::InvalidData
+    );
+}
+
+#[test]
+fn state_file_persists_rows_across_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(".b24bind/emulator.json");
+    let config = || EmulatorConfig {
+        state_file: Some(path.clone()),
+        app_install_row: Some("https://app.example.com/install".into()),
+        ..quiet()
+    };
+    {
+        let emu = start(config());
+        assert_ok(&call(
+            &emu,
+            "event.bind",
+            json!({"event": "ONCRMLEADADD", "handler": H}),
+        ));
+        assert_ok(&call(
+            &emu,
+            "event.unbind",
+            json!({"event": "ONAPPINSTALL", "handler": "https://app.example.com/install"}),
+        ));
+        assert_eq!(emu.persist_error(), None);
+    }
+    let emu = start(config());
+    assert_eq!(
+        event_get(&emu),
+        json!([{"event":"ONCRMLEADADD","handler":H,"auth_type":"0","offline":0}]),
+        "the saved rows win over the install row"
+    );
+    std::fs::write(&path, "{").unwrap();
+    assert_eq!(
+        Emulator::start(config()).unwrap_err().kind(),
+        std::io::ErrorKind::InvalidData
+    );
+}
+
+#[test]
+fn invalid_json_bodies_add_nothing() {
+    let emu = start(quiet());
+    let resp = client()
+        .post(format!(
+            "{}event.bind?auth={}",
+            emu.rest_url(),
+            emu.access_token()
+        ))
+        .header("content-type", "application/json")
+        .body(r#"{"event": "ONCRMLEADADD", "handler": "#)
+        .send()
+        .unwrap();
+    assert_error(
+        &answer(resp),
+        400,
+        "ERROR_ARGUMENT",
+        "Argument 'EVENT' is null or empty",
     );
 }
 
