@@ -2,6 +2,7 @@
 //! readings chosen for the reference's open questions.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// How the emulated portal is set up. `Default` is a cloud portal with one admin user and an
@@ -37,6 +38,9 @@ pub struct EmulatorConfig {
     pub client_id: String,
     pub client_secret: String,
     pub strict: Strictness,
+    /// Rows persist here: loaded at start when the file exists, and written (atomically) after
+    /// every request that changed rows. `None`: in memory only.
+    pub state_file: Option<PathBuf>,
 }
 
 impl Default for EmulatorConfig {
@@ -61,6 +65,7 @@ impl Default for EmulatorConfig {
             client_id: "local.b24bind0emulator.00000001".into(),
             client_secret: "emulator-client-secret".into(),
             strict: Strictness::default(),
+            state_file: None,
         }
     }
 }

@@ -52,7 +52,13 @@ impl Emulator {
             let _entered = runtime.enter();
             tokio::net::TcpListener::from_std(std_listener)?
         };
-        let shared: Shared = Arc::new(Mutex::new(State::new(config)));
+        let mut state = State::new(config);
+        if let Some(path) = state.config.state_file.clone()
+            && path.exists()
+        {
+            state.restore(SavedState::read(&path)?);
+        }
+        let shared: Shared = Arc::new(Mutex::new(state));
         let app = axum::Router::new()
             .fallback(server::handle)
             .with_state(shared.clone());
@@ -256,31 +262,19 @@ impl Emulator {
     /// Writes the rows (and the id counter) to `path` atomically: a temporary file, then rename.
     pub fn save_state(&self, path: &Path) -> io::Result<()> {
         let saved = lock(&self.shared).saved();
-        let text = serde_json::to_string_pretty(&saved).map_err(io::Error::other)?;
-        let file_name = path.file_name().ok_or_else(|| {
-            io::Error::new(io::ErrorKind::InvalidInput, "state path has no file name")
-        })?;
-        let mut tmp_name = file_name.to_os_string();
-        tmp_name.push(".tmp");
-        let tmp = path.with_file_name(tmp_name);
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)?;
-        }
-        std::fs::write(&tmp, text + "\n")?;
-        std::fs::rename(&tmp, path)
+        saved.write(path)
     }
 
     /// Replaces the rows with those saved at `path`.
     pub fn load_state(&self, path: &Path) -> io::Result<()> {
-        let text = std::fs::read_to_string(path)?;
-        let saved: SavedState = serde_json::from_str(&text).map_err(|e| {
-            io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("{}: not an emulator state file: {e}", path.display()),
-            )
-        })?;
+        let saved = SavedState::read(path)?;
         lock(&self.shared).restore(saved);
         Ok(())
+    }
+
+    /// Why the last automatic write of `config.state_file` failed, if it did.
+    pub fn persist_error(&self) -> Option<String> {
+        lock(&self.shared).persist_error.clone()
     }
 }
 

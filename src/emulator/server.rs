@@ -363,7 +363,12 @@ pub(crate) async fn handle(
         }
         let caller = authenticate(&state, route_user.as_deref(), &headers, &mut params)?;
         entry.user_id = Some(caller.user_id);
-        call(&mut state, &caller, seq, &method, &params)
+        let before = state.mutations.len();
+        let result = call(&mut state, &caller, seq, &method, &params);
+        if state.mutations.len() != before {
+            state.persist();
+        }
+        result
     })();
     let (status, body) = match outcome {
         Ok(result) => {

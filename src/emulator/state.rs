@@ -2,6 +2,8 @@
 //! tests inspect (journal, mutations).
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::io;
+use std::path::Path;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
@@ -84,6 +86,34 @@ pub(crate) struct SavedState {
     pub rows: Vec<Row>,
 }
 
+impl SavedState {
+    /// Writes atomically: a temporary file next to `path`, then a rename.
+    pub fn write(&self, path: &Path) -> io::Result<()> {
+        let text = serde_json::to_string_pretty(self).map_err(io::Error::other)?;
+        let file_name = path.file_name().ok_or_else(|| {
+            io::Error::new(io::ErrorKind::InvalidInput, "state path has no file name")
+        })?;
+        let mut tmp_name = file_name.to_os_string();
+        tmp_name.push(".tmp");
+        let tmp = path.with_file_name(tmp_name);
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)?;
+        }
+        std::fs::write(&tmp, text + "\n")?;
+        std::fs::rename(&tmp, path)
+    }
+
+    pub fn read(path: &Path) -> io::Result<SavedState> {
+        let text = std::fs::read_to_string(path)?;
+        serde_json::from_str(&text).map_err(|e| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("{}: not an emulator state file: {e}", path.display()),
+            )
+        })
+    }
+}
+
 pub(crate) struct AccessToken {
     pub user_id: u64,
     pub expires: Instant,
@@ -131,6 +161,8 @@ pub(crate) struct State {
     pub next_id: u64,
     pub journal: Vec<JournalEntry>,
     pub mutations: Vec<Mutation>,
+    /// The last failure to write `config.state_file`, if the latest write failed.
+    pub persist_error: Option<String>,
     bucket_level: f64,
     bucket_at: Instant,
     /// method -> (when, unix seconds when, cost)
@@ -161,6 +193,7 @@ impl State {
             next_id: 1,
             journal: Vec::new(),
             mutations: Vec::new(),
+            persist_error: None,
             bucket_level: 0.0,
             bucket_at: Instant::now(),
             operating: HashMap::new(),
@@ -237,6 +270,18 @@ impl State {
             format: 1,
             next_id: self.next_id,
             rows: self.rows.clone(),
+        }
+    }
+
+    /// Writes the rows to the configured state file, remembering a failure instead of failing
+    /// the request (the platform's answer does not depend on the emulator's disk).
+    pub fn persist(&mut self) {
+        if let Some(path) = self.config.state_file.clone() {
+            self.persist_error = self
+                .saved()
+                .write(&path)
+                .err()
+                .map(|e| format!("{}: {e}", path.display()));
         }
     }
 
