@@ -1,6 +1,5 @@
 //! Turning flags, environment and files into a portal client (or the embedded emulator).
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
@@ -22,20 +21,17 @@ pub struct Connection {
     pub portal: HttpPortal,
     /// The portal's address for output (never carries credentials).
     pub name: String,
-    emulator: Option<(Emulator, PathBuf)>,
+    emulator: Option<Emulator>,
 }
 
 impl Connection {
-    /// Saves the embedded emulator's state. Called once the command is done with the portal.
+    /// Ends the session. The embedded emulator saves its state after every change; this
+    /// reports a save that failed.
     pub fn close(self) -> anyhow::Result<()> {
-        if let Some((emulator, path)) = self.emulator {
-            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                std::fs::create_dir_all(dir)
-                    .with_context(|| format!("cannot create {}", dir.display()))?;
-            }
-            emulator
-                .save_state(&path)
-                .with_context(|| format!("cannot save the emulator state to {}", path.display()))?;
+        if let Some(emulator) = self.emulator
+            && let Some(err) = emulator.persist_error()
+        {
+            bail!("the emulator could not save its state: {err}");
         }
         Ok(())
     }
@@ -109,13 +105,13 @@ pub fn connect(ctx: &Ctx) -> anyhow::Result<Connection> {
     let options = options(ctx)?;
     let p = &ctx.cli.global.portal;
     if let Some(state) = &p.emulator {
-        let emulator = Emulator::start(EmulatorConfig::default())
-            .context("cannot start the built-in emulator")?;
-        if state.exists() {
-            emulator.load_state(state).with_context(|| {
-                format!("cannot load the emulator state from {}", state.display())
-            })?;
-        }
+        let config = EmulatorConfig {
+            state_file: Some(state.clone()),
+            ..EmulatorConfig::default()
+        };
+        let emulator = Emulator::start(config).with_context(|| {
+            format!("cannot start the built-in emulator with the state file {}", state.display())
+        })?;
         let endpoint = Endpoint::parse(&emulator.base_url()).map_err(|e| anyhow!(e))?;
         let credentials = Credentials {
             access_token: Secret::new(emulator.access_token()),
@@ -130,7 +126,7 @@ pub fn connect(ctx: &Ctx) -> anyhow::Result<Connection> {
         return Ok(Connection {
             portal,
             name: format!("emulator ({})", state.display()),
-            emulator: Some((emulator, state.clone())),
+            emulator: Some(emulator),
         });
     }
 

@@ -4,7 +4,10 @@ use std::collections::BTreeMap;
 
 use anyhow::{Context, bail};
 
-use b24bind::emulator::{Emulator, EmulatorConfig, RateLimit};
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use b24bind::emulator::{Emulator, EmulatorConfig, Faults, RateLimit};
 use b24bind::manifest::{LoadOptions, Manifest, write_manifest};
 use b24bind::model::Binding;
 use b24bind::portal::Portal;
@@ -120,25 +123,30 @@ pub fn events(ctx: &Ctx, args: &EventsArgs) -> anyhow::Result<Exit> {
 }
 
 pub fn emulator(ctx: &Ctx, args: &EmulatorArgs) -> anyhow::Result<Exit> {
+    if !(0.0..=1.0).contains(&args.fail_rate) {
+        bail!("--fail-rate is a share of requests, from 0 to 1 (got {})", args.fail_rate);
+    }
     let global = &ctx.cli.global.portal;
     let config = EmulatorConfig {
         listen: args.listen,
         admin: !args.no_admin,
-        latency: std::time::Duration::from_millis(args.latency_ms),
-        limits: ctx.rate_given.then(|| RateLimit {
+        latency: Duration::from_millis(args.latency_ms),
+        // Without an explicit --rate/--burst the standalone emulator has no request limit, so
+        // manual experiments are not slowed down; give them to reproduce the cloud's.
+        limits: ctx.rate_given.then_some(RateLimit {
             burst: global.burst,
             drain_per_sec: global.rate,
         }),
+        faults: Faults {
+            seed: args.seed,
+            fail_rate: args.fail_rate,
+            ..Faults::default()
+        },
+        state_file: args.state.clone(),
         ..EmulatorConfig::default()
     };
     let emulator = Emulator::start(config).context("cannot start the emulator")?;
-    if let Some(state) = &args.state
-        && state.exists()
-    {
-        emulator
-            .load_state(state)
-            .with_context(|| format!("cannot load {}", state.display()))?;
-    }
+    // The emulator's own test credentials: printing them is the point of this command.
     let line = serde_json::json!({
         "portal": emulator.base_url(),
         "access_token": emulator.access_token(),
@@ -146,19 +154,15 @@ pub fn emulator(ctx: &Ctx, args: &EmulatorArgs) -> anyhow::Result<Exit> {
         "client_id": emulator.client_id(),
         "client_secret": emulator.client_secret(),
         "oauth_url": emulator.oauth_url(),
+        "state": args.state,
     });
     ctx.term.result(&line.to_string())?;
-    while !ctx.cancel.load(std::sync::atomic::Ordering::SeqCst) {
-        std::thread::sleep(std::time::Duration::from_millis(100));
+    ctx.term.info("serving until interrupted (Ctrl-C)");
+    while !ctx.cancel.load(Ordering::SeqCst) {
+        std::thread::sleep(Duration::from_millis(100));
     }
-    if let Some(state) = &args.state {
-        emulator
-            .save_state(state)
-            .with_context(|| format!("cannot save {}", state.display()))?;
-        ctx.term.info(&format!(
-            "saved the emulator's bindings to {}",
-            state.display()
-        ));
+    if let Some(err) = emulator.persist_error() {
+        bail!("the emulator could not save its state: {err}");
     }
     Ok(Exit::Ok)
 }
