@@ -113,6 +113,12 @@ pub enum Note {
     },
     /// Two manifest bindings became one identity once `auth_type` 0 meant the caller's own id.
     MergedForCaller { binding: String },
+    /// Between two manifests, write-only fields of a binding changed: a portal cannot show
+    /// them, so only `apply --recreate` pushes the change.
+    WriteOnlyChanged {
+        binding: String,
+        fields: Vec<String>,
+    },
 }
 
 /// What `plan` decided. Changes come in execution order: every bind, then every recreate, then
@@ -225,6 +231,45 @@ pub fn plan(desired: &[Binding], current: &[BindingKey], rules: &Rules) -> Plan 
         notes,
         fingerprint: fingerprint(current),
     }
+}
+
+/// The plan that turns a portal matching `old` into one matching `new`: the offline review of a
+/// manifest change. `old` stands in for the portal, so this is exactly what `apply` of `new`
+/// would do there; since both sides are known, write-only fields are compared too.
+pub fn compare(old: &[Binding], new: &[Binding], ignore: &IgnoreRules) -> Plan {
+    let current: Vec<BindingKey> = old.iter().map(|b| b.key.clone()).collect();
+    let rules = Rules {
+        ignore: ignore.clone(),
+        ..Rules::default()
+    };
+    let mut result = plan(new, &current, &rules);
+    let before: BTreeMap<&BindingKey, &Binding> = old.iter().map(|b| (&b.key, b)).collect();
+    result
+        .notes
+        .retain(|n| !matches!(n, Note::NotVerifiable { .. }));
+    for b in new {
+        if let Some(was) = before.get(&b.key) {
+            let mut fields: Vec<String> = was
+                .options
+                .keys()
+                .chain(b.options.keys())
+                .filter(|k| was.options.get(*k) != b.options.get(*k))
+                .map(|k| format!("options.{k}"))
+                .collect();
+            fields.sort();
+            fields.dedup();
+            if was.auth_connector != b.auth_connector {
+                fields.push("auth_connector".to_owned());
+            }
+            if !fields.is_empty() {
+                result.notes.push(Note::WriteOnlyChanged {
+                    binding: b.key.to_string(),
+                    fields,
+                });
+            }
+        }
+    }
+    result
 }
 
 fn write_only_fields(binding: &Binding) -> Vec<String> {
@@ -419,6 +464,32 @@ mod tests {
             },
         );
         assert_eq!(p.count(Action::Recreate), 1);
+    }
+
+    #[test]
+    fn compare_reports_write_only_changes_between_manifests() {
+        let mut old = Binding::new(online("ONOFFLINEEVENT", "https://a.example/o", 0));
+        old.options.insert("minTimeout".into(), "30".into());
+        let mut new = old.clone();
+        new.options.insert("minTimeout".into(), "60".into());
+        let moved = Binding::new(online("ONCRMLEADADD", "https://a.example/new", 0));
+        let gone = Binding::new(online("ONCRMLEADADD", "https://a.example/old", 0));
+        let p = compare(&[old.clone(), gone], &[new, moved], &IgnoreRules::default());
+        let actions: Vec<Action> = p.changes.iter().map(|c| c.action).collect();
+        assert_eq!(actions, [Action::Bind, Action::Unbind]);
+        assert_eq!(
+            p.notes,
+            [Note::WriteOnlyChanged {
+                binding: old.key.to_string(),
+                fields: vec!["options.minTimeout".into()]
+            }]
+        );
+        let same = compare(
+            std::slice::from_ref(&old),
+            std::slice::from_ref(&old),
+            &IgnoreRules::default(),
+        );
+        assert!(same.is_empty() && same.notes.is_empty(), "{same:?}");
     }
 
     #[test]

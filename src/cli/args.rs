@@ -128,6 +128,24 @@ pub enum Command {
     Events(EventsArgs),
     /// Serve the built-in portal emulator until interrupted
     Emulator(EmulatorArgs),
+    /// Compare two manifest versions offline: what applying NEW does to a portal matching OLD
+    Diff(DiffArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// The old manifest: a file, or git:REV:PATH (read with `git show REV:PATH`)
+    #[arg(value_name = "OLD")]
+    pub old: String,
+    /// The new manifest: a file, or git:REV:PATH
+    #[arg(value_name = "NEW")]
+    pub new: String,
+    /// Exit 2 when the manifests differ (0: same bindings, 1: error)
+    #[arg(long)]
+    pub detailed_exitcode: bool,
+    /// Also show a unified diff of the two canonical binding listings
+    #[arg(long)]
+    pub unified: bool,
 }
 
 #[derive(Debug, Args)]

@@ -110,7 +110,10 @@ pub fn connect(ctx: &Ctx) -> anyhow::Result<Connection> {
             ..EmulatorConfig::default()
         };
         let emulator = Emulator::start(config).with_context(|| {
-            format!("cannot start the built-in emulator with the state file {}", state.display())
+            format!(
+                "cannot start the built-in emulator with the state file {}",
+                state.display()
+            )
         })?;
         let endpoint = Endpoint::parse(&emulator.base_url()).map_err(|e| anyhow!(e))?;
         let credentials = Credentials {

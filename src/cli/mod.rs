@@ -2,6 +2,7 @@
 
 mod args;
 mod connect;
+mod diff;
 mod reconcile;
 mod simple;
 mod term;
@@ -110,5 +111,6 @@ fn run(ctx: &Ctx) -> anyhow::Result<Exit> {
         Command::Export(a) => simple::export(ctx, a),
         Command::Events(a) => simple::events(ctx, a),
         Command::Emulator(a) => simple::emulator(ctx, a),
+        Command::Diff(a) => diff::diff(ctx, a),
     }
 }

@@ -124,7 +124,10 @@ pub fn events(ctx: &Ctx, args: &EventsArgs) -> anyhow::Result<Exit> {
 
 pub fn emulator(ctx: &Ctx, args: &EmulatorArgs) -> anyhow::Result<Exit> {
     if !(0.0..=1.0).contains(&args.fail_rate) {
-        bail!("--fail-rate is a share of requests, from 0 to 1 (got {})", args.fail_rate);
+        bail!(
+            "--fail-rate is a share of requests, from 0 to 1 (got {})",
+            args.fail_rate
+        );
     }
     let global = &ctx.cli.global.portal;
     let config = EmulatorConfig {

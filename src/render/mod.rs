@@ -194,6 +194,15 @@ pub(crate) fn note_parts(note: &Note) -> (&'static str, String, String) {
                 ),
             )
         }
+        Note::WriteOnlyChanged { binding, fields } => (
+            "write_only_changed",
+            mask_key_line(binding),
+            format!(
+                "{} changed; a portal cannot show {}, so `apply --recreate` is needed to push the change",
+                fields.join(", "),
+                if fields.len() == 1 { "it" } else { "them" }
+            ),
+        ),
         Note::MergedForCaller { binding } => (
             "merged_for_caller",
             mask_key_line(binding),
