@@ -41,14 +41,19 @@ fn main() -> anyhow::Result<()> {
             .cloned()
     };
     let config = Config {
-        manifest: flag("--manifest").unwrap_or_else(|| "handlers.toml".into()).into(),
-        auth_dir: flag("--auth-dir").unwrap_or_else(|| ".b24bind/portals".into()).into(),
+        manifest: flag("--manifest")
+            .unwrap_or_else(|| "handlers.toml".into())
+            .into(),
+        auth_dir: flag("--auth-dir")
+            .unwrap_or_else(|| ".b24bind/portals".into())
+            .into(),
     };
     if args.iter().any(|a| a == "--demo") {
         return demo();
     }
     let listen = flag("--listen").unwrap_or_else(|| "127.0.0.1:8080".into());
-    let listener = TcpListener::bind(&listen).with_context(|| format!("cannot listen on {listen}"))?;
+    let listener =
+        TcpListener::bind(&listen).with_context(|| format!("cannot listen on {listen}"))?;
     eprintln!("install endpoint on http://{listen}/install");
     for stream in listener.incoming() {
         match stream {
@@ -122,7 +127,8 @@ fn install(form: &str, config: &Config) -> anyhow::Result<String> {
     std::fs::create_dir_all(&config.auth_dir)?;
     let path = config.auth_dir.join(format!("{member}.json"));
     let bytes = serde_json::to_vec_pretty(&Value::Object(block.clone()))?;
-    write_private_atomically(&path, &bytes).with_context(|| format!("cannot save {}", path.display()))?;
+    write_private_atomically(&path, &bytes)
+        .with_context(|| format!("cannot save {}", path.display()))?;
     reconcile_portal(&path, &config.manifest)
 }
 
@@ -137,11 +143,21 @@ fn reconcile_portal(auth_path: &Path, manifest_path: &Path) -> anyhow::Result<St
     )
     .map_err(|d| anyhow!("{}", d.render(false)))?;
     let auth = AuthFile::load(auth_path).map_err(|e| anyhow!(e))?;
-    let endpoint = Endpoint::parse(&auth.portal().ok_or_else(|| anyhow!("the auth block names no portal"))?)
-        .map_err(|e| anyhow!(e))?;
-    let access_token = auth.access_token().ok_or_else(|| anyhow!("the auth block has no access token"))?;
+    let endpoint = Endpoint::parse(
+        &auth
+            .portal()
+            .ok_or_else(|| anyhow!("the auth block names no portal"))?,
+    )
+    .map_err(|e| anyhow!(e))?;
+    let access_token = auth
+        .access_token()
+        .ok_or_else(|| anyhow!("the auth block has no access token"))?;
     // With the app's client id and secret, an expired token is refreshed and saved back.
-    let refresh = match (auth.refresh_token(), env.get("B24_CLIENT_ID"), env.get("B24_CLIENT_SECRET")) {
+    let refresh = match (
+        auth.refresh_token(),
+        env.get("B24_CLIENT_ID"),
+        env.get("B24_CLIENT_SECRET"),
+    ) {
         (Some(refresh_token), Some(id), Some(secret)) => Some(Refresher {
             refresh_token,
             client_id: id.clone(),
@@ -181,7 +197,11 @@ fn reconcile_portal(auth_path: &Path, manifest_path: &Path) -> anyhow::Result<St
         )),
         Err(ReconcileError::Refused(refusals)) => Err(anyhow!(
             "refused before any change: {}",
-            refusals.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+            refusals
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; ")
         )),
         Err(ReconcileError::Portal(e)) => Err(anyhow!(e)),
     }
@@ -217,9 +237,15 @@ fn demo() -> anyhow::Result<()> {
             .header("Content-Type", "application/x-www-form-urlencoded")
             .body(form.clone())
             .send()?;
-        println!("{round}: HTTP {} {}", answer.status().as_u16(), answer.text()?.trim_end());
+        println!(
+            "{round}: HTTP {} {}",
+            answer.status().as_u16(),
+            answer.text()?.trim_end()
+        );
     }
-    server.join().map_err(|_| anyhow!("the endpoint thread panicked"))??;
+    server
+        .join()
+        .map_err(|_| anyhow!("the endpoint thread panicked"))??;
     println!("the emulator now holds {} bindings", emulator.rows().len());
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())

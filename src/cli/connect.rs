@@ -6,7 +6,7 @@ use anyhow::{Context, anyhow, bail};
 
 use b24bind::emulator::{Emulator, EmulatorConfig};
 use b24bind::portal::auth::{AuthFile, Credentials, Refresher};
-use b24bind::portal::endpoint::Endpoint;
+use b24bind::portal::endpoint::{Endpoint, check_secure_url};
 use b24bind::portal::http::{HttpEvent, HttpOptions, HttpPortal};
 use b24bind::redact::mask_text;
 use b24bind::secret::Secret;
@@ -175,7 +175,11 @@ pub fn connect(ctx: &Ctx) -> anyhow::Result<Connection> {
                 refresh_token,
                 client_id,
                 client_secret,
-                oauth_url: env("B24_OAUTH_URL").unwrap_or_else(|| DEFAULT_OAUTH_URL.to_owned()),
+                oauth_url: {
+                    let url = env("B24_OAUTH_URL").unwrap_or_else(|| DEFAULT_OAUTH_URL.to_owned());
+                    check_secure_url(&url).map_err(|e| anyhow!("B24_OAUTH_URL: {e}"))?;
+                    url
+                },
                 store: auth_file,
             }),
             None,

@@ -91,6 +91,22 @@ impl Endpoint {
     }
 }
 
+/// Checks a URL that credentials will be sent to (the OAuth token endpoint): https, or plain
+/// http to a loopback address only.
+pub fn check_secure_url(input: &str) -> Result<(), String> {
+    let url =
+        Url::parse(input.trim()).map_err(|e| format!("{input:?} is not a valid URL ({e})"))?;
+    let host = url.host_str().unwrap_or_default();
+    match url.scheme() {
+        "https" if !host.is_empty() => Ok(()),
+        "http" if is_loopback(host) => Ok(()),
+        _ => Err(format!(
+            "refusing to send credentials to {}: use an https:// URL (http only for loopback addresses)",
+            url.origin().ascii_serialization()
+        )),
+    }
+}
+
 fn is_loopback(host: &str) -> bool {
     let bare = host.trim_start_matches('[').trim_end_matches(']');
     host.eq_ignore_ascii_case("localhost")
@@ -124,6 +140,18 @@ mod tests {
         );
         assert!(Endpoint::parse("http://[::1]:9/").is_ok());
         assert!(Endpoint::parse("http://localhost:9/").is_ok());
+    }
+
+    #[test]
+    fn credential_urls_must_be_secure() {
+        assert!(check_secure_url("https://oauth.bitrix.info/oauth/token/").is_ok());
+        assert!(check_secure_url("http://127.0.0.1:9/oauth/token/").is_ok());
+        assert!(
+            check_secure_url("http://oauth.example.com/token")
+                .unwrap_err()
+                .contains("https://")
+        );
+        assert!(check_secure_url("not a url").is_err());
     }
 
     #[test]

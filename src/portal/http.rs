@@ -215,6 +215,7 @@ impl HttpPortal {
         let mut attempt = 0u32;
         let mut refreshed = false;
         let mut limit_waited = Duration::ZERO;
+        let mut limit_hits = 0u32;
         loop {
             if self.cancelled() {
                 return Err(PortalError::Interrupted);
@@ -253,8 +254,9 @@ impl HttpPortal {
                     if limit {
                         let wait = match wait {
                             Some(w) => w,
-                            None => self.backoff(attempt.saturating_sub(1)),
+                            None => self.backoff(limit_hits),
                         };
+                        limit_hits += 1;
                         if limit_waited + wait > self.options.max_wait {
                             return Err(PortalError::Limit {
                                 method: method.into(),
