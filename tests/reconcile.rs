@@ -891,3 +891,72 @@ fn events_lists_the_bindable_events() {
     sorted.sort();
     assert_eq!(names, sorted);
 }
+
+#[test]
+fn handlers_are_sent_and_compared_byte_for_byte() {
+    let b = Bench::new();
+    let handlers = [
+        "https://app.example.com/h?x=1&y=%20z+w",
+        "https://app.example.com/h/",
+        "https://app.example.com/h",
+        "https://пример.example/путь?q=%D0%B9",
+        "https://APP.example.com/h#frag",
+    ];
+    let manifest: String = handlers
+        .iter()
+        .map(|h| format!("[[binding]]\nevent = \"ONCRMLEADADD\"\nhandler = \"{h}\"\n\n"))
+        .collect();
+    b.manifest(&manifest);
+    let r = b.run(&["apply"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let mut stored: Vec<String> = b.emu.rows().into_iter().map(|r| r.handler).collect();
+    stored.sort();
+    let mut wanted: Vec<String> = handlers.iter().map(|h| h.to_string()).collect();
+    wanted.sort();
+    assert_eq!(stored, wanted);
+    let r = b.run(&["plan", "--detailed-exitcode"]);
+    assert_eq!(r.code, 0, "{r:?}");
+}
+
+#[test]
+fn a_lost_unbind_response_counts_as_already_so() {
+    let b = Bench::new();
+    b.emu.seed_rows([
+        online_row(&b.emu, "ONCRMLEADADD", &format!("{H}/keep"), 0),
+        online_row(&b.emu, "ONCRMLEADADD", &format!("{H}/gone"), 0),
+    ]);
+    b.manifest(&online_manifest(&[("ONCRMLEADADD", "/keep", 0)]));
+    let r = fault_after(&b.emu, 1, Fault::LoseResponse, || {
+        b.run(&["apply", "--format", "json"])
+    });
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(b.emu.journal()[1].fate, Fate::Lost);
+    let doc = json(&r.stdout);
+    assert_eq!(doc["ledger"][0]["status"], "already_so", "{doc}");
+    assert_eq!(doc["ledger"][0]["verified"], true, "{doc}");
+    assert_eq!(row_lines(&b.emu), [line("ONCRMLEADADD", "/keep", 0)]);
+}
+
+#[test]
+fn recreate_unbinds_before_it_binds_again_also_for_a_non_admin() {
+    let b = Bench::new();
+    let (token, _) = b.emu.add_user(5, false);
+    b.manifest(&format!(
+        "{}[[binding]]\nevent = \"ONOFFLINEEVENT\"\nhandler = \"{H}/o\"\noptions = {{ minTimeout = 30 }}\n",
+        online_manifest(&[("ONCRMLEADADD", "/a", 0)])
+    ));
+    let wanted = [
+        line("ONCRMLEADADD", "/a", 5),
+        line("ONOFFLINEEVENT", "/o", 5),
+    ];
+    assert_eq!(b.run_as(&token, &["apply"]).code, 0);
+    assert_eq!(row_lines(&b.emu), wanted);
+    let before = b.emu.mutations().len();
+    let r = b.run_as(&token, &["apply", "--recreate"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(row_lines(&b.emu), wanted, "the binding is back");
+    let kinds: Vec<MutationKind> = b.emu.mutations()[before..].iter().map(|m| m.kind).collect();
+    assert_eq!(kinds, [MutationKind::Delete, MutationKind::Insert]);
+    assert_eq!(b.emu.rows()[1].options.get("minTimeout"), Some(&30));
+    assert_eq!(b.run_as(&token, &["plan", "--detailed-exitcode"]).code, 0);
+}

@@ -1,5 +1,6 @@
 //! The HTTP client for a real portal: pacing, retries, token refresh and `batch` packing.
 
+use std::collections::BTreeSet;
 use std::io::Read;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -720,9 +721,17 @@ impl Portal for HttpPortal {
             });
         }
         let mut outcomes: Vec<Option<Outcome>> = vec![None; ops.len()];
-        let batched: Vec<usize> = (0..ops.len())
-            .filter(|&i| wire::batchable(&ops[i], self.caller))
-            .collect();
+        // The batch runs before the direct calls, so an op whose binding an earlier op touches
+        // directly goes direct too: a recreate's direct unbind must not run after its rebind.
+        let mut direct_keys: BTreeSet<&BindingKey> = BTreeSet::new();
+        let mut batched: Vec<usize> = Vec::with_capacity(ops.len());
+        for (i, op) in ops.iter().enumerate() {
+            if wire::batchable(op, self.caller) && !direct_keys.contains(op.key()) {
+                batched.push(i);
+            } else {
+                direct_keys.insert(op.key());
+            }
+        }
         if !batched.is_empty() {
             let commands: Vec<(String, String)> = batched
                 .iter()
