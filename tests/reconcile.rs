@@ -647,8 +647,28 @@ fn query_limit_answers_are_retried() {
     let b = Bench::new();
     b.manifest(&online_manifest(&[("ONCRMLEADADD", "/a", 0)]));
     b.emu.fail_next(Fault::QueryLimit, 2);
-    let r = b.run(&["apply"]);
+    let r = b.run(&["apply", "-v"]);
     assert_eq!(r.code, 0, "{r:?}");
+    // Exponential backoff from 0.5 s, jitter ±25 %: the second wait is 1 s × (0.75..1.25).
+    let waits: Vec<f64> = r
+        .stderr
+        .lines()
+        .filter(|l| l.contains("QUERY_LIMIT_EXCEEDED"))
+        .filter_map(|l| {
+            let mut words = l.strip_prefix("waiting ")?.split(' ');
+            let n: f64 = words.next()?.parse().ok()?;
+            Some(if words.next()? == "ms:" {
+                n / 1000.0
+            } else {
+                n
+            })
+        })
+        .collect();
+    assert_eq!(waits.len(), 2, "{}", r.stderr);
+    assert!(
+        waits[0] < 0.7 && waits[1] >= 0.75,
+        "the backoff grows: {waits:?}"
+    );
     assert_eq!(row_lines(&b.emu), [line("ONCRMLEADADD", "/a", 0)]);
     let errors: Vec<_> = b
         .emu

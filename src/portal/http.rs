@@ -216,6 +216,8 @@ impl HttpPortal {
         let mut attempt = 0u32;
         let mut refreshed = false;
         let mut limit_waited = Duration::ZERO;
+        // Limit answers keep `attempt` unchanged, so they count their own backoff steps.
+        let mut limit_hits = 0u32;
         loop {
             if self.cancelled() {
                 return Err(PortalError::Interrupted);
@@ -254,7 +256,7 @@ impl HttpPortal {
                     if limit {
                         let wait = match wait {
                             Some(w) => w,
-                            None => self.backoff(attempt.saturating_sub(1)),
+                            None => self.backoff(limit_hits),
                         };
                         if limit_waited + wait > self.options.max_wait {
                             return Err(PortalError::Limit {
@@ -274,6 +276,7 @@ impl HttpPortal {
                         });
                         self.sleep(wait)?;
                         limit_waited += wait;
+                        limit_hits += 1;
                         self.stats.limited += wait;
                         self.stats.retries += 1;
                         // Limit answers say nothing about the portal's health: they do not use
