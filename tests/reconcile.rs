@@ -347,6 +347,27 @@ fn an_unknown_event_is_refused_with_a_suggestion_and_no_mutation() {
     assert!(b.emu.mutations().is_empty());
     assert_eq!(mutation_requests(&b.emu), 0);
     assert_eq!(b.emu.request_count(), 2, "one read per run, nothing else");
+
+    // An event of a scope the token lacks is unknown to this app too.
+    b.emu.set_scopes(vec!["crm".into()]);
+    b.manifest(&online_manifest(&[("ONTASKADD", "/t", 0)]));
+    let r = b.run(&["apply"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.stderr.contains("ONTASKADD"), "{}", r.stderr);
+    assert!(r.stderr.contains("events --all"), "{}", r.stderr);
+    assert_eq!(mutation_requests(&b.emu), 0);
+}
+
+#[test]
+fn an_app_not_installed_yet_is_a_warning() {
+    let b = Bench::new();
+    b.emu.set_app_installed(false);
+    b.manifest(&online_manifest(&[("ONCRMLEADADD", "/a", 0)]));
+    let r = b.run(&["apply"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stderr.contains("warning:"), "{}", r.stderr);
+    assert!(r.stderr.contains("not installed"), "{}", r.stderr);
+    assert_eq!(row_lines(&b.emu), [line("ONCRMLEADADD", "/a", 0)]);
 }
 
 #[test]
@@ -441,7 +462,7 @@ fn an_expired_token_is_refreshed_and_the_new_pair_saved() {
         ("B24_CLIENT_SECRET", secret.as_str()),
         ("B24_OAUTH_URL", oauth.as_str()),
     ];
-    let r = b.w.run(&["apply", "--auth-file", "auth.json"], &env);
+    let r = b.w.run(&["apply", "-v", "--auth-file", "auth.json"], &env);
     assert_eq!(r.code, 0, "{r:?}");
     assert_eq!(row_lines(&b.emu), [line("ONCRMLEADADD", "/a", 0)]);
     assert!(r.stderr.contains("refreshed"), "{}", r.stderr);
@@ -517,6 +538,18 @@ fn an_expired_token_without_client_credentials_says_what_to_set() {
     let r = b.run(&["apply"]);
     assert_eq!(r.code, 1, "{r:?}");
     assert!(r.stderr.contains("expired"), "{}", r.stderr);
+    // Credentials the OAuth server refuses: said so, and nothing leaks.
+    let oauth = b.emu.oauth_url();
+    let env = [
+        ("B24_CLIENT_ID", "wrong-client"),
+        ("B24_CLIENT_SECRET", "wrong-secret-123"),
+        ("B24_OAUTH_URL", oauth.as_str()),
+    ];
+    let r = b.w.run(&["apply", "-v", "--auth-file", "auth.json"], &env);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.stderr.contains("invalid_client"), "{}", r.stderr);
+    assert!(r.stderr.contains("B24_CLIENT_SECRET"), "{}", r.stderr);
+    assert_no_secret(&b.emu, &r, &["wrong-secret-123"]);
     assert!(b.emu.mutations().is_empty());
 }
 
@@ -557,6 +590,22 @@ fn a_saved_plan_is_refused_once_the_portal_changed() {
     assert!(r.stderr.contains("Nothing was changed"), "{}", r.stderr);
     assert_eq!(row_lines(&b.emu), rows_before);
     assert!(b.emu.mutations().is_empty());
+
+    // A manifest edited since the plan is refused too.
+    assert_eq!(b.run(&["plan", "--out", "plan.json"]).code, 0);
+    b.manifest(&online_manifest(&[("ONCRMLEADADD", "/a", 0)]));
+    let r = b.run(&["apply", "--plan", "plan.json"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.stderr.contains("differs from the saved one"),
+        "{}",
+        r.stderr
+    );
+    assert!(b.emu.mutations().is_empty());
+    b.manifest(&online_manifest(&[
+        ("ONCRMLEADADD", "/a", 0),
+        ("ONCRMDEALADD", "/d", 0),
+    ]));
 
     // Planned again against the unchanged portal, it applies.
     assert_eq!(b.run(&["plan", "--out", "plan.json"]).code, 0);
