@@ -1,5 +1,6 @@
 //! The HTTP client for a real portal: pacing, retries, token refresh and `batch` packing.
 
+use std::collections::BTreeSet;
 use std::io::Read;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -215,6 +216,7 @@ impl HttpPortal {
         let mut attempt = 0u32;
         let mut refreshed = false;
         let mut limit_waited = Duration::ZERO;
+        // Limit answers keep `attempt` unchanged, so they count their own backoff steps.
         let mut limit_hits = 0u32;
         loop {
             if self.cancelled() {
@@ -275,6 +277,7 @@ impl HttpPortal {
                         });
                         self.sleep(wait)?;
                         limit_waited += wait;
+                        limit_hits += 1;
                         self.stats.limited += wait;
                         self.stats.retries += 1;
                         // Limit answers say nothing about the portal's health: they do not use
@@ -722,9 +725,17 @@ impl Portal for HttpPortal {
             });
         }
         let mut outcomes: Vec<Option<Outcome>> = vec![None; ops.len()];
-        let batched: Vec<usize> = (0..ops.len())
-            .filter(|&i| wire::batchable(&ops[i], self.caller))
-            .collect();
+        // The batch runs before the direct calls, so an op whose binding an earlier op touches
+        // directly goes direct too: a recreate's direct unbind must not run after its rebind.
+        let mut direct_keys: BTreeSet<&BindingKey> = BTreeSet::new();
+        let mut batched: Vec<usize> = Vec::with_capacity(ops.len());
+        for (i, op) in ops.iter().enumerate() {
+            if wire::batchable(op, self.caller) && !direct_keys.contains(op.key()) {
+                batched.push(i);
+            } else {
+                direct_keys.insert(op.key());
+            }
+        }
         if !batched.is_empty() {
             let commands: Vec<(String, String)> = batched
                 .iter()
