@@ -173,12 +173,28 @@ pub fn apply(plan: &Plan, portal: &mut dyn Portal, options: &ApplyOptions) -> Re
                     if matches!(step.op, Op::Bind(_)) {
                         uncovered.insert(step.op.key().event.clone());
                     }
-                    outcomes[step.change].push(match err {
+                    outcomes[step.change].push(match &err {
                         PortalError::Interrupted => Outcome::Skipped {
                             reason: "not sent: interrupted".to_owned(),
                         },
-                        _ => Outcome::Unknown {
-                            reason: reason.clone(),
+                        // The request may have been processed before the answer was lost.
+                        PortalError::Transport { .. } | PortalError::Protocol { .. } => {
+                            Outcome::Unknown {
+                                reason: reason.clone(),
+                            }
+                        }
+                        // The portal (or we) refused the whole request: nothing was processed.
+                        PortalError::Api { code, .. } => Outcome::Failed {
+                            code: code.clone(),
+                            description: reason.clone(),
+                        },
+                        PortalError::Limit { .. } => Outcome::Failed {
+                            code: "LIMIT".to_owned(),
+                            description: reason.clone(),
+                        },
+                        PortalError::Auth { .. } | PortalError::Local { .. } => Outcome::Failed {
+                            code: "NOT_SENT".to_owned(),
+                            description: reason.clone(),
                         },
                     });
                 }

@@ -281,13 +281,13 @@ fn ledger_text_converged_snapshot() {
 }
 
 #[test]
-fn ledger_text_interrupted_says_rerun_converges() {
+fn ledger_text_interrupted_says_to_run_again() {
     let mut report = troubled_report();
     report.interrupted = true;
     report.stopped_by = None;
     let text = render::ledger_text(&report, &view(false));
     assert!(text.contains("Interrupted"), "{text}");
-    assert!(text.contains("Running apply again converges."), "{text}");
+    assert!(text.contains("Run apply again to finish."), "{text}");
 }
 
 #[test]

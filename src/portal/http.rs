@@ -263,8 +263,8 @@ impl HttpPortal {
                             return Err(PortalError::Limit {
                                 method: method.into(),
                                 message: format!(
-                                    "{reason}; waiting {:.0} s more would exceed --max-wait ({:.0} s). \
-                                     Run again later, or raise --max-wait",
+                                    "{reason}; waiting {:.0} s more would exceed the maximum wait ({:.0} s, \
+                                     --max-wait). Run again later, or allow a longer wait",
                                     wait.as_secs_f64(),
                                     self.options.max_wait.as_secs_f64()
                                 ),
@@ -277,7 +277,6 @@ impl HttpPortal {
                         });
                         self.sleep(wait)?;
                         limit_waited += wait;
-                        limit_hits += 1;
                         self.stats.limited += wait;
                         self.stats.retries += 1;
                         // Limit answers say nothing about the portal's health: they do not use

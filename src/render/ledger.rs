@@ -239,14 +239,14 @@ pub fn ledger_text(report: &Report, view: &View) -> String {
     if report.interrupted {
         out.push_str(&view.paint(
             Tone::Change,
-            "Interrupted: changes not sent are listed as skipped. Running apply again converges.",
+            "Interrupted: changes not sent are listed as skipped. Run apply again to finish.",
         ));
         out.push('\n');
     } else if let Some(err) = &report.stopped_by {
         out.push_str(&view.paint(
             Tone::Change,
             &format!(
-                "Stopped by: {}. Running apply again converges.",
+                "Stopped by: {}. Run apply again once that is resolved; it picks up where this run stopped.",
                 sanitize(&mask_text(err))
             ),
         ));
