@@ -1152,6 +1152,25 @@ fn scripted_faults_drop_lose_and_fail() {
     assert_eq!(emu.mutations().len(), 1);
 }
 
+#[test]
+fn fail_after_skips_requests_before_the_fault() {
+    let emu = start(quiet());
+    emu.fail_after(2, Fault::ServerError, 1);
+    assert_eq!(call(&emu, "user.admin", json!({})).status, 200);
+    assert_eq!(call(&emu, "user.admin", json!({})).status, 200);
+    assert_error(
+        &call(&emu, "user.admin", json!({})),
+        500,
+        "INTERNAL_SERVER_ERROR",
+        "Internal server error",
+    );
+    assert_eq!(
+        call(&emu, "user.admin", json!({})).status,
+        200,
+        "only one fault"
+    );
+}
+
 fn fates_for_seed(seed: u64) -> Vec<(Fate, Option<u16>)> {
     let emu = start(EmulatorConfig {
         faults: Faults {

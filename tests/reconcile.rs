@@ -107,22 +107,10 @@ fn line(event: &str, path: &str, user: u64) -> String {
     format!("{event} {H}{path} {user} ")
 }
 
-/// Calls `fault` on the first request after the `after`-th one. The emulator's latency gives the
-/// watcher time to act between the client's requests.
+/// Runs `run` with `fault` armed for the request after the first `after` ones.
 fn fault_after(emu: &Emulator, after: usize, fault: Fault, run: impl FnOnce() -> Run) -> Run {
-    emu.set_latency(Duration::from_millis(250));
-    std::thread::scope(|s| {
-        s.spawn(|| {
-            for _ in 0..20_000 {
-                if emu.request_count() >= after {
-                    emu.fail_next(fault, 1);
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(1));
-            }
-        });
-        run()
-    })
+    emu.fail_after(after, fault, 1);
+    run()
 }
 
 #[test]

@@ -194,7 +194,13 @@ impl Emulator {
 
     /// The next `n` REST requests get `fault`, before any random fault.
     pub fn fail_next(&self, fault: Fault, n: usize) {
-        lock(&self.shared).script_faults(fault, n);
+        lock(&self.shared).script_faults(0, fault, n);
+    }
+
+    /// The next `skip` REST requests pass (subject to random faults only), then `n` get `fault`:
+    /// a test can hit, say, the first mutation batch after the read without any timing.
+    pub fn fail_after(&self, skip: usize, fault: Fault, n: usize) {
+        lock(&self.shared).script_faults(skip, fault, n);
     }
 
     /// Sets the main user's admin flag.

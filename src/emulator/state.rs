@@ -168,7 +168,8 @@ pub(crate) struct State {
     /// method -> (when, unix seconds when, cost)
     operating: HashMap<String, VecDeque<(Instant, f64, f64)>>,
     dice: SplitMix,
-    scripted: VecDeque<Fault>,
+    /// One entry per coming REST request: `None` lets it through to the dice.
+    scripted: VecDeque<Option<Fault>>,
     token_dice: SplitMix,
 }
 
@@ -297,8 +298,11 @@ impl State {
         self.config.faults = faults;
     }
 
-    pub fn script_faults(&mut self, fault: Fault, n: usize) {
-        self.scripted.extend(std::iter::repeat_n(fault, n));
+    pub fn script_faults(&mut self, skip: usize, fault: Fault, n: usize) {
+        // Skips only make sense at the front of a fresh script; after earlier entries they
+        // still count from the end of what is already scripted.
+        self.scripted.extend(std::iter::repeat_n(None, skip));
+        self.scripted.extend(std::iter::repeat_n(Some(fault), n));
     }
 
     /// The fault for the next REST request, if any: scripted ones first, then the dice. The dice
@@ -310,7 +314,7 @@ impl State {
             (self.dice.next_f64(), f.fail_rate, Fault::ServerError),
             (self.dice.next_f64(), f.lose_rate, Fault::LoseResponse),
         ];
-        if let Some(scripted) = self.scripted.pop_front() {
+        if let Some(Some(scripted)) = self.scripted.pop_front() {
             return Some(scripted);
         }
         rolls
