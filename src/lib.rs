@@ -19,3 +19,4 @@ pub mod redact;
 pub mod render;
 pub mod secret;
 pub mod suggest;
+pub mod timefmt;

@@ -79,10 +79,15 @@ pub fn export(ctx: &Ctx, args: &ExportArgs) -> anyhow::Result<Exit> {
     let text = match format {
         Format::Json => render::bindings_json(&bindings).to_string(),
         _ => {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs_f64())
+                .unwrap_or(0.0);
             let header = format!(
-                "Bindings exported by b24bind {} from {}.\nThe portal does not show options or an online auth_connector, so they are not here.",
+                "Bindings exported by b24bind {} from {} on {}.\nThe portal does not show options or an online auth_connector, so they are not here.",
                 env!("CARGO_PKG_VERSION"),
-                connection.name
+                connection.name,
+                b24bind::timefmt::iso_utc(now)
             );
             write_manifest(&bindings, &header)
         }
