@@ -228,9 +228,12 @@ pub fn apply(plan: &Plan, portal: &mut dyn Portal, options: &ApplyOptions) -> Re
     } else {
         match portal.bindings() {
             Ok(now) => verify(&mut ledger, &now),
-            Err(err) => Verification::NotRun {
-                reason: format!("could not read the portal back: {err}"),
-            },
+            Err(err) => {
+                // Without the read-back nothing proves the portal converged: not a success.
+                let reason = format!("could not read the portal back: {err}");
+                stopped_by.get_or_insert_with(|| reason.clone());
+                Verification::NotRun { reason }
+            }
         }
     };
 
@@ -311,5 +314,137 @@ fn verify(ledger: &mut [LedgerEntry], now: &[BindingKey]) -> Verification {
             missing,
             unexpected,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Binding, BindingKey};
+    use crate::plan::{Rules, plan};
+    use crate::portal::Snapshot;
+    use crate::portal::memory::MemoryPortal;
+
+    /// A memory portal whose binds of one handler fail and whose read-back can be broken.
+    struct Flaky {
+        inner: MemoryPortal,
+        refuse_handler: Option<&'static str>,
+        read_back_fails: bool,
+    }
+
+    impl Portal for Flaky {
+        fn snapshot(&mut self) -> Result<Snapshot, PortalError> {
+            self.inner.snapshot()
+        }
+        fn bindings(&mut self) -> Result<Vec<BindingKey>, PortalError> {
+            if self.read_back_fails {
+                return Err(PortalError::Transport {
+                    method: "event.get".into(),
+                    message: "no answer".into(),
+                });
+            }
+            self.inner.bindings()
+        }
+        fn events(&mut self, all: bool) -> Result<Vec<String>, PortalError> {
+            self.inner.events(all)
+        }
+        fn execute(&mut self, ops: &[Op]) -> Result<Vec<Outcome>, PortalError> {
+            let (refused, passed): (Vec<&Op>, Vec<&Op>) = ops.iter().partition(
+                |op| matches!(op, Op::Bind(b) if b.key.handler() == self.refuse_handler),
+            );
+            let passed: Vec<Op> = passed.into_iter().cloned().collect();
+            let mut done = self.inner.execute(&passed)?.into_iter();
+            Ok(ops
+                .iter()
+                .map(|op| {
+                    if refused.contains(&op) {
+                        Outcome::Failed {
+                            code: "ERROR_WRONG_HANDLER_URL".into(),
+                            description: "Wrong handler URL".into(),
+                        }
+                    } else {
+                        done.next().unwrap_or(Outcome::Unknown {
+                            reason: "lost".into(),
+                        })
+                    }
+                })
+                .collect())
+        }
+    }
+
+    fn key(event: &str, handler: &str) -> BindingKey {
+        BindingKey::online(event, handler, 0)
+    }
+
+    #[test]
+    fn an_event_keeps_its_old_handler_when_the_new_one_fails() {
+        let old = key("ONCRMLEADADD", "https://a.example/old");
+        let other = key("ONCRMDEALADD", "https://a.example/stale");
+        let want = [Binding::new(key("ONCRMLEADADD", "https://a.example/new"))];
+        let p = plan(&want, &[old.clone(), other.clone()], &Rules::default());
+        let mut portal = Flaky {
+            inner: MemoryPortal::new(vec![old.clone(), other.clone()]),
+            refuse_handler: Some("https://a.example/new"),
+            read_back_fails: false,
+        };
+        let report = apply(&p, &mut portal, &ApplyOptions::default());
+        assert!(portal.inner.rows.contains(&old), "the old handler stays");
+        assert!(
+            !portal.inner.rows.contains(&other),
+            "unrelated stale rows still go"
+        );
+        let kept = report
+            .ledger
+            .iter()
+            .find(|e| e.change.binding.key == old)
+            .expect("a ledger entry for the old binding");
+        assert!(
+            matches!(&kept.outcome, Outcome::Skipped { reason } if reason.contains("did not land"))
+        );
+        assert!(!report.succeeded());
+        assert!(matches!(report.verification, Verification::Diverged { .. }));
+    }
+
+    #[test]
+    fn a_failed_read_back_is_not_a_success() {
+        let want = [Binding::new(key("ONCRMLEADADD", "https://a.example/new"))];
+        let p = plan(&want, &[], &Rules::default());
+        let mut portal = Flaky {
+            inner: MemoryPortal::new(vec![]),
+            refuse_handler: None,
+            read_back_fails: true,
+        };
+        let report = apply(&p, &mut portal, &ApplyOptions::default());
+        assert_eq!(report.ledger[0].outcome, Outcome::Done);
+        assert!(matches!(report.verification, Verification::NotRun { .. }));
+        assert!(!report.succeeded(), "nothing proves convergence");
+    }
+
+    #[test]
+    fn batches_hold_at_most_fifty_and_binds_come_first() {
+        let stale: Vec<BindingKey> = (0..70)
+            .map(|i| key("E", &format!("https://a.example/s{i}")))
+            .collect();
+        let want: Vec<Binding> = (0..120)
+            .map(|i| Binding::new(key("E", &format!("https://a.example/n{i}"))))
+            .collect();
+        let p = plan(&want, &stale, &Rules::default());
+        let mut portal = MemoryPortal::new(stale);
+        let report = apply(&p, &mut portal, &ApplyOptions::default());
+        assert!(report.succeeded());
+        // 120 binds in 3 batches, then 70 unbinds in 2, then the read-back.
+        assert_eq!(report.batches, 5);
+        assert_eq!(portal.calls, 6);
+        let first_unbind = portal
+            .journal
+            .iter()
+            .position(|op| matches!(op, Op::Unbind(_)))
+            .unwrap_or(0);
+        assert!(
+            portal.journal[..first_unbind]
+                .iter()
+                .all(|op| matches!(op, Op::Bind(_)))
+        );
+        assert_eq!(first_unbind, 120);
     }
 }

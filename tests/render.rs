@@ -477,6 +477,15 @@ fn saved_plan_is_refused_when_portal_or_changes_differ() {
         saved.check_same_plan(&rotated),
         Err(PlanMismatch::ChangesDiffer { .. })
     ));
+    // The same plan computed for another portal.
+    let elsewhere = PlanDocument::from_plan(
+        &sample_plan(),
+        &View::new("https://other.bitrix24.com", false),
+    );
+    assert!(matches!(
+        saved.check_same_plan(&elsewhere),
+        Err(PlanMismatch::OtherPortal { .. })
+    ));
 }
 
 fn many_changes(n: usize) -> Plan {

@@ -167,6 +167,8 @@ pub enum DocumentError {
 /// Why a saved plan may not be applied.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
 pub enum PlanMismatch {
+    #[error("the plan was made for {saved}, not for {now}")]
+    OtherPortal { saved: String, now: String },
     #[error(
         "the portal changed since the plan was made (fingerprint {saved}, now {now}); \
          run plan again and review it"
@@ -254,6 +256,12 @@ impl PlanDocument {
     /// Checks that `fresh` (computed now, from a new read of the portal) is the plan that was
     /// saved: same portal state, same changes (masked records and unmasked digest).
     pub fn check_same_plan(&self, fresh: &PlanDocument) -> Result<(), PlanMismatch> {
+        if self.subject != fresh.subject {
+            return Err(PlanMismatch::OtherPortal {
+                saved: self.subject.clone(),
+                now: fresh.subject.clone(),
+            });
+        }
         if self.fingerprint != fresh.fingerprint {
             return Err(PlanMismatch::PortalChanged {
                 saved: self.fingerprint.clone(),
