@@ -39,7 +39,12 @@ fn prepare(ctx: &Ctx, args: &ReconcileArgs) -> anyhow::Result<Result<Prepared, E
         &mut connection.portal,
         &options,
     )
-    .with_context(|| format!("reading the bindings of {}", connection.name))?;
+    .with_context(|| {
+        format!(
+            "reading the bindings of {} (nothing was changed)",
+            connection.name
+        )
+    })?;
     for warning in &prepared.preflight.warnings {
         ctx.term.warn(warning);
     }

@@ -59,10 +59,14 @@ impl Portal for MemoryPortal {
     }
 
     fn execute(&mut self, ops: &[Op]) -> Result<Vec<Outcome>, PortalError> {
-        assert!(
-            ops.len() <= MAX_BATCH,
-            "a batch holds at most {MAX_BATCH} commands"
-        );
+        if ops.len() > MAX_BATCH {
+            return Err(PortalError::Local {
+                message: format!(
+                    "a batch holds at most {MAX_BATCH} commands, got {}",
+                    ops.len()
+                ),
+            });
+        }
         self.calls += 1;
         let mut out = Vec::with_capacity(ops.len());
         for op in ops {
