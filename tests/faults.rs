@@ -11,7 +11,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use b24bind::emulator::{
-    Emulator, EmulatorConfig, Fault, Faults, MutationKind, OperatingBudget, RateLimit, Row,
+    Emulator, EmulatorConfig, Fate, Fault, Faults, MutationKind, OperatingBudget, RateLimit, Row,
 };
 use support::{Run, Workdir, bin, emulator_with, online_row, row_lines};
 
@@ -24,6 +24,7 @@ const WANTED: usize = 60;
 const PRESENT: usize = 5;
 const STALE: usize = 10;
 const SEEDS: [u64; 3] = [1, 2, 3];
+const RANDOM_SEEDS: [u64; 4] = [1, 2, 3, 4];
 
 const EVENTS: [&str; 6] = [
     "ONCRMLEADADD",
@@ -301,20 +302,55 @@ fn setup(latency_ms: u64) -> (Workdir, Emulator) {
 
 // ---- the sweep ------------------------------------------------------------------------------
 
-fn random_faults(kind: &str, make: impl Fn(u64) -> Faults) {
-    for seed in SEEDS {
+/// Runs `one` for each seed, all at once: the runs mostly sleep in backoffs, so running the seeds
+/// side by side keeps the sweep's wall time down. Results come back in seed order.
+fn per_seed<T: Send>(seeds: &[u64], one: impl Fn(u64) -> T + Sync) -> Vec<T> {
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = seeds
+            .iter()
+            .map(|&seed| {
+                let one = &one;
+                scope.spawn(move || one(seed))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .collect()
+    })
+}
+
+/// Runs the sweep for one random fault kind. With ~5 requests a run, a seed may draw no fault at
+/// all; the kind counts as tested only if most seeds did inject some.
+fn random_faults(kind: &str, make: impl Fn(u64) -> Faults + Sync) {
+    let faulted = per_seed(&RANDOM_SEEDS, |seed| {
         let scenario = format!("{kind}, seed {seed}");
         let (w, emu) = setup(2);
         emu.set_faults(make(seed));
-        converge(&w, &emu, &[], &scenario, |_, _| {});
-    }
+        let runs = converge(&w, &emu, &[], &scenario, |_, _| {});
+        let faulted = emu
+            .journal()
+            .iter()
+            .filter(|e| e.fate != Fate::Answered || e.status.is_some_and(|s| s >= 500))
+            .count();
+        eprintln!(
+            "{scenario}: {faulted} faulted requests, {} runs",
+            runs.len()
+        );
+        faulted > 0
+    });
+    let faulted_seeds = faulted.iter().filter(|f| **f).count();
+    assert!(
+        faulted_seeds * 2 > RANDOM_SEEDS.len(),
+        "{kind}: only {faulted_seeds} seeds injected a fault"
+    );
 }
 
 #[test]
 fn server_errors() {
     random_faults("HTTP 500", |seed| Faults {
         seed,
-        fail_rate: 0.3,
+        fail_rate: 0.5,
         ..Faults::default()
     });
 }
@@ -323,7 +359,7 @@ fn server_errors() {
 fn connections_dropped_before_processing() {
     random_faults("dropped connections", |seed| Faults {
         seed,
-        drop_rate: 0.3,
+        drop_rate: 0.5,
         ..Faults::default()
     });
 }
@@ -332,7 +368,7 @@ fn connections_dropped_before_processing() {
 fn responses_lost_after_processing() {
     random_faults("lost responses", |seed| Faults {
         seed,
-        lose_rate: 0.3,
+        lose_rate: 0.5,
         ..Faults::default()
     });
 }
@@ -341,29 +377,31 @@ fn responses_lost_after_processing() {
 fn every_fault_kind_at_once() {
     random_faults("mixed faults", |seed| Faults {
         seed,
-        fail_rate: 0.15,
-        drop_rate: 0.15,
-        lose_rate: 0.15,
+        fail_rate: 0.3,
+        drop_rate: 0.3,
+        lose_rate: 0.3,
     });
 }
 
 /// Scripted faults land at a seed-chosen request: the snapshot, a bind batch, the unbind batch
 /// or the read-back.
-fn scripted(kind: &str, fault: Fault, burst: usize, tune: impl Fn(&Emulator)) -> Vec<Vec<Run>> {
-    let mut all = Vec::new();
-    for seed in SEEDS.into_iter().chain([0, 4]) {
+fn scripted(
+    kind: &str,
+    fault: Fault,
+    burst: usize,
+    tune: impl Fn(&Emulator) + Sync,
+) -> Vec<Vec<Run>> {
+    per_seed(&[1, 2, 3, 0, 4], |seed| {
         let scenario = format!("{kind} before request {}", seed + 1);
         let (w, emu) = setup(60);
         tune(&emu);
         let at = seed as usize;
-        let runs = converge(&w, &emu, &[], &scenario, |n, _| {
+        converge(&w, &emu, &[], &scenario, |n, _| {
             if n == 0 && wait_for_requests(&emu, at) {
                 emu.fail_next(fault, burst);
             }
-        });
-        all.push(runs);
-    }
-    all
+        })
+    })
 }
 
 #[test]
@@ -597,4 +635,249 @@ fn ctrl_c_during_apply_prints_the_ledger_and_exits_130() {
     check_journal(&emu, "ctrl-c");
     emu.set_latency(Duration::from_millis(2));
     converge(&w, &emu, &[], "re-run after ctrl-c", |_, _| {});
+}
+
+// ---- answers the platform never sends -------------------------------------------------------
+
+/// What the fake portal answers to every request.
+#[derive(Clone)]
+enum Canned {
+    Raw(Vec<u8>),
+    /// A 200 that never ends: the client must stop reading at its body limit.
+    Endless,
+}
+
+fn http(status: &str, content_type: &str, body: &str) -> Canned {
+    Canned::Raw(
+        format!(
+            "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .into_bytes(),
+    )
+}
+
+/// Reads one HTTP request (head and Content-Length body) so the client sees a clean answer.
+fn read_request(stream: &mut std::net::TcpStream) {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+    loop {
+        let Ok(n) = stream.read(&mut chunk) else {
+            return;
+        };
+        if n == 0 {
+            return;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+            let len: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0);
+            if buf.len() >= end + 4 + len {
+                return;
+            }
+        }
+    }
+}
+
+/// A tiny portal on loopback that gives `answer` to every request. Returns its URL.
+fn fake_portal(answer: Canned) -> String {
+    use std::io::Write;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let answer = answer.clone();
+            std::thread::spawn(move || {
+                read_request(&mut stream);
+                match answer {
+                    Canned::Raw(bytes) => {
+                        let _ = stream.write_all(&bytes);
+                    }
+                    Canned::Endless => {
+                        let head = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n{\"result\":\"";
+                        if stream.write_all(head.as_bytes()).is_err() {
+                            return;
+                        }
+                        let block = vec![b'a'; 1 << 20];
+                        // Bounded so a client that reads forever still ends the test (as a failure).
+                        for _ in 0..2048 {
+                            if stream.write_all(&block).is_err() {
+                                return;
+                            }
+                        }
+                    }
+                }
+                let _ = stream.shutdown(std::net::Shutdown::Both);
+            });
+        }
+    });
+    url
+}
+
+fn snapshot_answer(rows: serde_json::Value) -> String {
+    serde_json::json!({
+        "result": {
+            "result": {
+                "get": rows,
+                "events": ["ONCRMLEADADD", "ONCRMDEALADD"],
+                "admin": true,
+                "profile": {"ID": "1", "ADMIN": true, "NAME": "x"},
+                "app": {"ID": 7, "CODE": "local.x", "INSTALLED": true, "VERSION": 1, "NEW_FIELD": [1]},
+            },
+            "result_error": [],
+            "result_total": [],
+            "result_next": [],
+            "result_time": [],
+            "unknown_batch_field": {"x": 1},
+        },
+        "time": {"start": 1.0, "finish": 1.1, "duration": 0.1, "future_field": true},
+        "unknown_top_field": null,
+    })
+    .to_string()
+}
+
+fn plan_against(url: &str) -> Run {
+    let w = Workdir::new();
+    w.manifest("[[binding]]\nevent = \"ONCRMLEADADD\"\nhandler = \"https://h.example.com/lead\"\n");
+    let running = spawn(
+        w.path(),
+        &[
+            "plan",
+            "--portal",
+            url,
+            "--color",
+            "never",
+            "--timeout",
+            "5",
+        ],
+        &[("B24_ACCESS_TOKEN", "tok")],
+    );
+    let r = running.wait();
+    assert!(!r.all().contains("panicked"), "{}", r.stderr);
+    r
+}
+
+fn assert_clear_error(r: &Run, method: &str, problem: &str) {
+    assert_eq!(r.code, 1, "{}", r.all());
+    assert!(
+        r.stderr.contains(method) && r.stderr.contains(problem),
+        "the error names {method} and {problem:?}:\n{}",
+        r.stderr
+    );
+    assert!(r.stdout.is_empty(), "no plan on stdout: {}", r.stdout);
+    assert!(r.stderr.len() < 2000, "a short message: {}", r.stderr);
+}
+
+#[test]
+fn html_error_pages_are_clear_errors() {
+    let page = "<html><head><title>502 Bad Gateway</title></head><body><h1>Bad Gateway</h1>\n\n</body></html>";
+    let r = plan_against(&fake_portal(http("502 Bad Gateway", "text/html", page)));
+    // 5xx is transient: retried, then given up with the status.
+    assert_clear_error(&r, "batch", "HTTP 502");
+    assert!(r.stderr.contains("gave up after"), "{}", r.stderr);
+    let r = plan_against(&fake_portal(http("200 OK", "text/html", page)));
+    assert_clear_error(&r, "batch", "not JSON");
+    assert!(
+        r.stderr.contains("Bad Gateway"),
+        "a preview of the body: {}",
+        r.stderr
+    );
+    let r = plan_against(&fake_portal(http("404 Not Found", "text/html", page)));
+    assert_clear_error(&r, "batch", "HTTP 404");
+}
+
+#[test]
+fn truncated_and_malformed_json_are_clear_errors() {
+    let full = snapshot_answer(serde_json::json!([]));
+    let cut = &full[..full.len() / 2];
+    let r = plan_against(&fake_portal(http("200 OK", "application/json", cut)));
+    assert_clear_error(&r, "batch", "not JSON");
+    // The connection closes before the promised length arrives: retried, then a transport error.
+    let short = format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{cut}",
+        full.len()
+    );
+    let r = plan_against(&fake_portal(Canned::Raw(short.into_bytes())));
+    assert_clear_error(&r, "batch", "broke while reading");
+    // Deeply nested JSON: refused by the parser's depth limit, not a stack overflow.
+    let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+    let r = plan_against(&fake_portal(http("200 OK", "application/json", &deep)));
+    assert_clear_error(&r, "batch", "not JSON");
+    let r = plan_against(&fake_portal(http("200 OK", "application/json", "")));
+    assert_clear_error(&r, "batch", "(empty)");
+    // JSON without a result.
+    let r = plan_against(&fake_portal(http(
+        "200 OK",
+        "application/json",
+        "{\"time\":{}}",
+    )));
+    assert_clear_error(&r, "batch", "without a result");
+}
+
+#[test]
+fn wrong_types_are_clear_errors() {
+    for (rows, problem) in [
+        (serde_json::json!("<html>"), "a string instead of a list"),
+        (serde_json::json!(42), "a number instead of a list"),
+        (
+            serde_json::json!([{"event": "ONCRMLEADADD", "handler": "https://h.example.com/x", "auth_type": "admin"}]),
+            "auth_type",
+        ),
+        (
+            serde_json::json!([{"event": "ONCRMLEADADD", "handler": "https://h.example.com/x", "auth_type": -3}]),
+            "auth_type",
+        ),
+        (
+            serde_json::json!([{"event": 5, "handler": "https://h.example.com/x"}]),
+            "no event name",
+        ),
+        (serde_json::json!([["ONCRMLEADADD"]]), "not an object"),
+        (
+            serde_json::json!([{"event": "ONCRMLEADADD", "offline": 0}]),
+            "no handler",
+        ),
+    ] {
+        let answer = snapshot_answer(rows.clone());
+        let r = plan_against(&fake_portal(http("200 OK", "application/json", &answer)));
+        assert_clear_error(&r, "event.get", problem);
+    }
+}
+
+#[test]
+fn platform_variations_and_unknown_fields_are_read() {
+    let rows = serde_json::json!([
+        {"event": "ONCRMLEADADD", "handler": "https://h.example.com/lead", "auth_type": 0, "offline": 0, "new": {"a": 1}},
+        {"event": "onCrmDealAdd", "handler": "https://h.example.com/deal", "auth_type": "15", "offline": "0"},
+        {"event": "ONCRMDEALADD", "connector_id": "erp", "offline": 1, "handler": ""},
+    ]);
+    let answer = snapshot_answer(rows);
+    let r = plan_against(&fake_portal(http("200 OK", "application/json", &answer)));
+    assert_eq!(r.code, 0, "{}", r.all());
+    // The lead row is wanted; the other two are to be unbound.
+    assert!(r.stdout.contains("h.example.com/deal"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("auth_type 15") || r.stdout.contains("15"),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("erp"), "{}", r.stdout);
+    // Rows as an object keyed by index (PHP array with holes).
+    let rows = serde_json::json!({"0": {"event": "ONCRMLEADADD", "handler": "https://h.example.com/lead", "auth_type": "0"}});
+    let answer = snapshot_answer(rows);
+    let r = plan_against(&fake_portal(http("200 OK", "application/json", &answer)));
+    assert_eq!(r.code, 0, "{}", r.all());
+}
+
+#[test]
+fn huge_answers_are_refused_at_the_body_limit() {
+    let started = Instant::now();
+    let r = plan_against(&fake_portal(Canned::Endless));
+    assert_clear_error(&r, "batch", "larger than");
+    assert!(started.elapsed() < RUN_LIMIT);
 }
