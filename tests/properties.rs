@@ -435,3 +435,146 @@ proptest! {
         }
     }
 }
+
+// ---- manifests: what tests/manifest.rs does not cover already -------------------------------
+// (It covers random printable strings up to 200 chars and small edits of the example file.)
+
+mod manifests {
+    use std::time::{Duration, Instant};
+
+    use b24bind::manifest::{LoadOptions, Manifest};
+    use proptest::prelude::*;
+
+    /// Generous for a debug build; a hang or a quadratic blow-up goes far beyond it.
+    const SLOW: Duration = Duration::from_secs(5);
+
+    const SEEDS: [&str; 3] = [
+        include_str!("../handlers.toml.example"),
+        "[defaults]\nhandler_base = \"https://h.example.com/b24\"\nauth_type = 3\n\n[ignore]\nevents = [\"ONIMBOT*\"]\nhandlers = [\"https://h.example.com/runtime/*\"]\n\n[[binding]]\nevents = [\"ONCRMLEADADD\", \"ONCRMDEALADD\"]\nhandler = \"/x?token=${TOKEN}\"\n\n[[binding]]\nevent = \"ONOFFLINEEVENT\"\nhandler = \"/off\"\noptions = { minTimeout = 30 }\n",
+        "[vars]\nQ = \"erp\"\n[[binding]]\nevent = \"ONCRMDEALUPDATE\"\nevent_type = \"offline\"\nauth_connector = \"${Q}\"\n",
+    ];
+
+    fn parse_timed(src: &str) {
+        let started = Instant::now();
+        let opts = LoadOptions {
+            vars: [("TOKEN".to_owned(), "t".to_owned())].into(),
+            ..LoadOptions::default()
+        };
+        match Manifest::parse("fuzz.toml", src, &opts) {
+            Ok(m) => {
+                let _ = m.render_warnings(false);
+            }
+            Err(d) => {
+                assert!(d.has_errors());
+                let _ = d.render(true);
+            }
+        }
+        assert!(
+            started.elapsed() < SLOW,
+            "parsing took {:?}",
+            started.elapsed()
+        );
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+        /// Arbitrary bytes, as a file on disk would hold them: never a panic.
+        #[test]
+        fn arbitrary_bytes_from_a_file(bytes in proptest::collection::vec(any::<u8>(), 0..400)) {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("handlers.toml");
+            std::fs::write(&path, &bytes).unwrap();
+            match Manifest::load(&path, &LoadOptions::default()) {
+                Ok(_) => {}
+                Err(d) => { prop_assert!(d.has_errors()); let _ = d.render(false); }
+            }
+            parse_timed(&String::from_utf8_lossy(&bytes));
+        }
+
+        /// Splices of manifests with [ignore], options, offline bindings and variables.
+        #[test]
+        fn spliced_manifests(
+            which in 0..SEEDS.len(),
+            other in 0..SEEDS.len(),
+            cut in any::<prop::sample::Index>(),
+            from in any::<prop::sample::Index>(),
+            len in 0usize..80,
+            noise in "[\\[\\]{}\"'$=.,#\r\n\t a-zA-Z0-9\\\\_\u{0}\u{feff}é]{0,12}",
+        ) {
+            let (a, b) = (SEEDS[which], SEEDS[other]);
+            let mut at = cut.index(a.len() + 1);
+            while !a.is_char_boundary(at) { at -= 1; }
+            let mut start = from.index(b.len() + 1);
+            while !b.is_char_boundary(start) { start -= 1; }
+            let mut end = (start + len).min(b.len());
+            while !b.is_char_boundary(end) { end += 1; }
+            parse_timed(&format!("{}{noise}{}{}", &a[..at], &b[start..end], &a[at..]));
+        }
+    }
+
+    #[test]
+    fn deep_nesting_is_an_error_not_a_stack_overflow() {
+        for depth in [1_000, 100_000] {
+            parse_timed(&format!("x = {}{}\n", "[".repeat(depth), "]".repeat(depth)));
+            parse_timed(&format!(
+                "x = {}1{}\n",
+                "{a = ".repeat(depth),
+                "}".repeat(depth)
+            ));
+            parse_timed(&format!("{}\n", "[a.".repeat(depth)));
+            parse_timed(&format!(
+                "[[binding]]\nevent = \"E\"\nhandler = \"https://h.example.com/\"\noptions = {}1{}\n",
+                "{a = ".repeat(depth),
+                "}".repeat(depth)
+            ));
+        }
+    }
+
+    #[test]
+    fn huge_inputs_are_bounded_in_time() {
+        // One enormous line, one enormous string, a handler far over the length limit, many
+        // variables referencing each other's text, and thousands of error-carrying bindings.
+        parse_timed(&"#".repeat(4 << 20));
+        parse_timed(&format!("[vars]\nA = \"{}\"\n", "x".repeat(4 << 20)));
+        parse_timed(&format!(
+            "[[binding]]\nevent = \"ONCRMLEADADD\"\nhandler = \"https://h.example.com/{}\"\n",
+            "a".repeat(1 << 20)
+        ));
+        let mut refs = String::from(
+            "[vars]\nA = \"aaaa\"\n[[binding]]\nevent = \"E\"\nhandler = \"https://h.example.com/",
+        );
+        refs.push_str(&"${A}".repeat(100_000));
+        refs.push_str("\"\n");
+        parse_timed(&refs);
+        parse_timed(&many_bad_bindings(200));
+    }
+
+    fn many_bad_bindings(n: usize) -> String {
+        (0..n)
+            .map(|i| format!("[[binding]]\nevent = \"bad event {i}\"\nhandler = \"ftp://x\"\nauth_type = -1\nbogus = 1\n"))
+            .collect()
+    }
+
+    /// Known problem: diagnostics cost grows with the square of their number (5 000 bad bindings
+    /// took 347 s in a debug build). Ignored until src/manifest is fixed; run with --ignored.
+    #[test]
+    #[ignore = "diagnostics are quadratic in their number; see tests/RELIABILITY.md"]
+    fn many_diagnostics_scale_linearly() {
+        let time = |n: usize| {
+            let src = many_bad_bindings(n);
+            let started = Instant::now();
+            if let Err(d) = Manifest::parse("m.toml", &src, &LoadOptions::default()) {
+                let _ = d.render(false);
+            }
+            started.elapsed().as_secs_f64()
+        };
+        let small = time(250);
+        let large = time(1000);
+        assert!(
+            large < small * 8.0,
+            "4x the input took {:.1}x the time",
+            large / small
+        );
+    }
+}
