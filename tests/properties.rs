@@ -262,10 +262,8 @@ proptest! {
             match op {
                 Op::Unbind(k) => {
                     prop_assert!(!case.ignored(k), "ignored row unbound: {}", k);
-                    prop_assert!(
-                        !(k.event == APP_INSTALL_EVENT && !manages_install),
-                        "platform row unbound: {}", k
-                    );
+                    let platform = k.event == APP_INSTALL_EVENT && !manages_install;
+                    prop_assert!(!platform, "platform row unbound: {}", k);
                     if let Some(b) = wanted.get(k) {
                         prop_assert!(
                             case.recreate && b.has_write_only_fields(),

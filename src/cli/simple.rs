@@ -125,7 +125,7 @@ pub fn emulator(ctx: &Ctx, args: &EmulatorArgs) -> anyhow::Result<Exit> {
         listen: args.listen,
         admin: !args.no_admin,
         latency: std::time::Duration::from_millis(args.latency_ms),
-        limits: ctx.rate_given.then(|| RateLimit {
+        limits: ctx.rate_given.then_some(RateLimit {
             burst: global.burst,
             drain_per_sec: global.rate,
         }),

@@ -206,10 +206,7 @@ fn decode_row(row: &Value) -> Result<BindingKey, String> {
     let offline = obj.get("offline").is_some_and(truthy);
     let handler = obj.get("handler").and_then(Value::as_str).unwrap_or("");
     if offline || (handler.is_empty() && obj.contains_key("connector_id")) {
-        let connector = obj
-            .get("connector_id")
-            .map(|c| scalar(c))
-            .unwrap_or_default();
+        let connector = obj.get("connector_id").map(scalar).unwrap_or_default();
         return Ok(BindingKey::offline(event, &connector));
     }
     if handler.is_empty() {
