@@ -181,7 +181,11 @@ pub fn plan(desired: &[Binding], current: &[BindingKey], rules: &Rules) -> Plan 
                 action: Action::Bind,
                 binding: binding.clone(),
             });
-        } else if binding.has_write_only_fields() && rules.recreate {
+        } else if binding.has_write_only_fields()
+            && rules.recreate
+            // A recreate unbinds first; a row an ignore rule protects is never unbound.
+            && rules.ignore.matching(key).is_none()
+        {
             recreates.push(Change {
                 action: Action::Recreate,
                 binding: binding.clone(),
