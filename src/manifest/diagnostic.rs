@@ -81,17 +81,26 @@ pub fn render_items(name: &str, source: &str, items: &[Diagnostic], color: bool)
     } else {
         Renderer::plain()
     };
+    // One line index for the whole file: building it per diagnostic made rendering many
+    // diagnostics of a large file quadratic.
+    let index = LineIndex::new(source);
     let mut out = String::new();
     for (i, item) in items.iter().enumerate() {
         if i > 0 {
             out.push_str("\n\n");
         }
-        out.push_str(&render_one(&renderer, name, source, item));
+        out.push_str(&render_one(&renderer, name, source, &index, item));
     }
     out
 }
 
-fn render_one(renderer: &Renderer, name: &str, source: &str, d: &Diagnostic) -> String {
+fn render_one(
+    renderer: &Renderer,
+    name: &str,
+    source: &str,
+    index: &LineIndex,
+    d: &Diagnostic,
+) -> String {
     let level = match d.severity {
         Severity::Error => Level::ERROR,
         Severity::Warning => Level::WARNING,
@@ -99,7 +108,7 @@ fn render_one(renderer: &Renderer, name: &str, source: &str, d: &Diagnostic) -> 
     let mut group = Group::with_title(level.primary_title(d.message.as_str()));
     match &d.span {
         Some(span) => {
-            for snippet in snippets(name, source, span, &d.labels) {
+            for snippet in snippets(name, source, index, span, &d.labels) {
                 group = group.element(snippet);
             }
         }
@@ -120,6 +129,7 @@ const MERGE_DISTANCE: usize = 4;
 fn snippets<'a>(
     name: &'a str,
     source: &'a str,
+    index: &LineIndex,
     primary: &Range<usize>,
     labels: &'a [(Range<usize>, String)],
 ) -> Vec<Snippet<'a, annotate_snippets::Annotation<'a>>> {
@@ -130,7 +140,6 @@ fn snippets<'a>(
         first_line: usize,
         last_line: usize,
     }
-    let index = LineIndex::new(source);
     let mark = |span: &Range<usize>, label: Option<&'a str>, primary: bool| {
         let span = clamp(source, span);
         let first_line = index.line_of(span.start);
