@@ -76,7 +76,10 @@ impl Fleet {
             return Fleet::from_dir(path);
         }
         let text = std::fs::read_to_string(path).map_err(|e| {
-            FleetError(format!("cannot read the fleet file {}: {e}", path.display()))
+            FleetError(format!(
+                "cannot read the fleet file {}: {e}",
+                path.display()
+            ))
         })?;
         let base = match path.parent() {
             Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
@@ -698,10 +701,9 @@ fn apply_failure(report: &Report) -> String {
         return format!("stopped after {done} of {total} changes: {stop}");
     }
     let first = report.ledger.iter().find_map(|e| match &e.outcome {
-        Outcome::Failed { code, description } => Some(format!(
-            "{}: {code} {description}",
-            e.change.binding.key
-        )),
+        Outcome::Failed { code, description } => {
+            Some(format!("{}: {code} {description}", e.change.binding.key))
+        }
         Outcome::Unknown { reason } | Outcome::Skipped { reason } => {
             Some(format!("{}: {reason}", e.change.binding.key))
         }
@@ -765,13 +767,31 @@ mod tests {
     #[test]
     fn bad_fleet_files_say_where_and_what() {
         let cases = [
-            ("[[portal]]\nname = \"a\"\nauth_file = \"a.json\"\ntoken = \"x\"\n", "portal entry 1 (\"a\"): unknown key \"token\""),
-            ("[[portal]]\nauth_file = \"a.json\"\n", "portal entry 1: name is missing"),
+            (
+                "[[portal]]\nname = \"a\"\nauth_file = \"a.json\"\ntoken = \"x\"\n",
+                "portal entry 1 (\"a\"): unknown key \"token\"",
+            ),
+            (
+                "[[portal]]\nauth_file = \"a.json\"\n",
+                "portal entry 1: name is missing",
+            ),
             ("[[portal]]\nname = \"a\"\n", "auth_file is missing"),
-            ("[[portal]]\nname = \"a\"\nauth_file = \"a.json\"\n[[portal]]\nname = \"a\"\nauth_file = \"b.json\"\n", "portal entry 2 repeats the name \"a\""),
-            ("[[portal]]\nname = \"a\"\nauth_file = \"a.json\"\nurl = \"http://evil.example\"\n", "url: refusing plain http://"),
-            ("[[portal]]\nname = \"a\"\nauth_file = \"a.json\"\nvars = { 1X = \"y\" }\n", "\"1X\" is not a variable name"),
-            ("[[portal]]\nname = \"a\"\nauth_file = \"a.json\"\nvars = { X = 1 }\n", "vars.X must be a string"),
+            (
+                "[[portal]]\nname = \"a\"\nauth_file = \"a.json\"\n[[portal]]\nname = \"a\"\nauth_file = \"b.json\"\n",
+                "portal entry 2 repeats the name \"a\"",
+            ),
+            (
+                "[[portal]]\nname = \"a\"\nauth_file = \"a.json\"\nurl = \"http://evil.example\"\n",
+                "url: refusing plain http://",
+            ),
+            (
+                "[[portal]]\nname = \"a\"\nauth_file = \"a.json\"\nvars = { 1X = \"y\" }\n",
+                "\"1X\" is not a variable name",
+            ),
+            (
+                "[[portal]]\nname = \"a\"\nauth_file = \"a.json\"\nvars = { X = 1 }\n",
+                "vars.X must be a string",
+            ),
             ("[portals]\n", "unknown top-level key \"portals\""),
             ("portal = 3\n", "must be an array of tables"),
             ("", "lists no portals"),
@@ -786,10 +806,7 @@ mod tests {
 
     #[test]
     fn shards_parse_and_partition_stably() {
-        assert_eq!(
-            "2/8".parse::<Shard>(),
-            Ok(Shard { index: 2, count: 8 })
-        );
+        assert_eq!("2/8".parse::<Shard>(), Ok(Shard { index: 2, count: 8 }));
         for bad in ["0/3", "4/3", "3", "a/b", "1/0", "-1/2", ""] {
             assert!(bad.parse::<Shard>().is_err(), "{bad}");
         }
@@ -840,7 +857,10 @@ mod tests {
         };
         assert!(handler(0).contains("https://eu.example/h"));
         assert!(handler(1).contains("https://us.example/h"));
-        assert!(handler(3).contains("https://env.example/h"), "env below portal vars");
+        assert!(
+            handler(3).contains("https://env.example/h"),
+            "env below portal vars"
+        );
         // --var wins over everything.
         let over = LoadOptions {
             vars: BTreeMap::from([("HOST".to_owned(), "cli.example".to_owned())]),
@@ -848,12 +868,15 @@ mod tests {
         };
         let m = Manifests::resolve("handlers.toml", source, &over, &portals);
         assert_eq!(m.variants().len(), 1);
-        assert!(matches!(m.for_portal(1), Some(Ok(x)) if x.bindings[0].key.to_string().contains("cli.example")));
+        assert!(
+            matches!(m.for_portal(1), Some(Ok(x)) if x.bindings[0].key.to_string().contains("cli.example"))
+        );
     }
 
     #[test]
     fn runner_keeps_order_and_isolates_failures() {
-        let manifest_text = "[[binding]]\nevent = \"ONCRMLEADADD\"\nhandler = \"https://h.example/a\"\n";
+        let manifest_text =
+            "[[binding]]\nevent = \"ONCRMLEADADD\"\nhandler = \"https://h.example/a\"\n";
         let portals: Vec<FleetPortal> = (0..20)
             .map(|i| FleetPortal {
                 name: format!("p{i}"),
@@ -862,8 +885,7 @@ mod tests {
                 vars: BTreeMap::new(),
             })
             .collect();
-        let manifests =
-            Manifests::resolve("m", manifest_text, &LoadOptions::default(), &portals);
+        let manifests = Manifests::resolve("m", manifest_text, &LoadOptions::default(), &portals);
         let seen = AtomicUsize::new(0);
         for mode in [Mode::Plan, Mode::Apply] {
             let results = run(
