@@ -110,7 +110,7 @@ fn run(
             Some(url) => url.clone(),
             None => AuthFile::load(&p.auth_file)?.portal().ok_or_else(|| {
                 format!(
-                    "the auth file {} names no portal (client_endpoint or domain); add url = \"https://…\" to this portal's fleet entry",
+                    "the auth file {} names no portal: it needs client_endpoint (or domain), or give url = \"https://…\" in a fleet file entry",
                     p.auth_file.display()
                 )
             })?,
