@@ -8,6 +8,7 @@
 
 pub mod apply;
 pub mod emulator;
+pub mod fleet;
 pub mod glob;
 pub mod manifest;
 pub mod model;

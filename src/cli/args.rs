@@ -4,12 +4,15 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use b24bind::fleet::Shard;
+
 const AFTER_HELP: &str = "\
 Exit codes:
   0    success; the portal is in sync (plan), or apply converged
   1    error: invalid manifest, refused preflight, portal or auth failure
   2    changes pending (only with plan --detailed-exitcode or diff --detailed-exitcode)
-  3    apply finished, but some changes failed or could not be verified
+  3    apply finished, but some changes failed or could not be verified; with --fleet:
+       some portal failed (this wins over 2)
   64   usage error (unknown flag, bad value)
   130  interrupted (Ctrl-C); the ledger says what was done
 
@@ -168,10 +171,28 @@ pub struct ReconcileArgs {
     pub allow_empty: bool,
 }
 
+/// Running over many portals (`--fleet`).
+#[derive(Debug, Args, Clone)]
+pub struct FleetArgs {
+    /// Run over many portals: a fleet file ([[portal]] name, url, auth_file, vars) or a
+    /// directory of auth files; --portal and --auth-file are then not used
+    #[arg(long, value_name = "FLEET")]
+    pub fleet: Option<PathBuf>,
+    /// With --fleet: portals handled at once
+    #[arg(long, default_value_t = 8, value_name = "N", requires = "fleet",
+          value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub jobs: u16,
+    /// With --fleet: handle only the K-th of N stable slices of the fleet (by portal name)
+    #[arg(long, value_name = "K/N", requires = "fleet", value_parser = parse_shard)]
+    pub shard: Option<Shard>,
+}
+
 #[derive(Debug, Args)]
 pub struct PlanArgs {
     #[command(flatten)]
     pub reconcile: ReconcileArgs,
+    #[command(flatten)]
+    pub fleet: FleetArgs,
     /// Also show a unified diff of the portal's listing before and after
     #[arg(long)]
     pub diff: bool,
@@ -187,6 +208,8 @@ pub struct PlanArgs {
 pub struct ApplyArgs {
     #[command(flatten)]
     pub reconcile: ReconcileArgs,
+    #[command(flatten)]
+    pub fleet: FleetArgs,
     /// Apply only if the portal and the manifest still give this saved plan
     #[arg(long, value_name = "FILE")]
     pub plan: Option<PathBuf>,
@@ -263,4 +286,8 @@ fn parse_var(s: &str) -> Result<(String, String), String> {
         ));
     }
     Ok((name.to_owned(), value.to_owned()))
+}
+
+fn parse_shard(s: &str) -> Result<Shard, String> {
+    s.parse()
 }

@@ -1,5 +1,7 @@
 //! Turning flags, environment and files into a portal client (or the embedded emulator).
 
+use std::collections::BTreeMap;
+use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
@@ -37,7 +39,7 @@ impl Connection {
     }
 }
 
-fn options(ctx: &Ctx) -> anyhow::Result<HttpOptions> {
+pub fn options(ctx: &Ctx) -> anyhow::Result<HttpOptions> {
     let p = &ctx.cli.global.portal;
     if !(p.rate >= 0.0 && p.rate.is_finite()) {
         bail!(
@@ -133,14 +135,34 @@ pub fn connect(ctx: &Ctx) -> anyhow::Result<Connection> {
         });
     }
 
-    let auth_file = p
-        .auth_file
-        .as_ref()
+    let (portal, name) = http_portal(
+        p.portal.as_deref(),
+        p.auth_file.as_deref(),
+        &ctx.env,
+        options,
+    )?;
+    Ok(Connection {
+        portal: observe(ctx, portal),
+        name,
+        emulator: None,
+    })
+}
+
+/// Builds the client of one portal from its address (else the auth file's), its auth file (else
+/// `B24_ACCESS_TOKEN`) and the refresh settings in `env`. Single runs and fleets both come
+/// here, so a token is found and refreshed the same way everywhere. Returns the client and the
+/// portal's address for output.
+pub fn http_portal(
+    portal: Option<&str>,
+    auth_file: Option<&Path>,
+    env: &BTreeMap<String, String>,
+    options: HttpOptions,
+) -> anyhow::Result<(HttpPortal, String)> {
+    let auth_file = auth_file
         .map(|path| AuthFile::load(path).map_err(|e| anyhow!(e)))
         .transpose()?;
-    let portal_url = p
-        .portal
-        .clone()
+    let portal_url = portal
+        .map(str::to_owned)
         .or_else(|| auth_file.as_ref().and_then(AuthFile::portal))
         .ok_or_else(|| {
             anyhow!(
@@ -150,7 +172,7 @@ pub fn connect(ctx: &Ctx) -> anyhow::Result<Connection> {
         })?;
     let endpoint = Endpoint::parse(&portal_url).map_err(|e| anyhow!(e))?;
 
-    let env = |k: &str| ctx.env.get(k).filter(|v| !v.is_empty()).cloned();
+    let env = |k: &str| env.get(k).filter(|v| !v.is_empty()).cloned();
     let (access_token, auth_file) = match auth_file {
         Some(file) => {
             let token = file
@@ -196,10 +218,5 @@ pub fn connect(ctx: &Ctx) -> anyhow::Result<Connection> {
         refresh_unavailable,
     };
     let name = endpoint.display();
-    let portal = observe(ctx, HttpPortal::new(endpoint, credentials, options)?);
-    Ok(Connection {
-        portal,
-        name,
-        emulator: None,
-    })
+    Ok((HttpPortal::new(endpoint, credentials, options)?, name))
 }

@@ -3,6 +3,7 @@
 mod args;
 mod connect;
 mod diff;
+mod fleet;
 mod reconcile;
 mod simple;
 mod term;

@@ -81,6 +81,9 @@ fn render_plan(ctx: &Ctx, p: &Prepared, format: Format, with_diff: bool) -> anyh
 }
 
 pub fn plan(ctx: &Ctx, args: &PlanArgs) -> anyhow::Result<Exit> {
+    if args.fleet.fleet.is_some() {
+        return crate::cli::fleet::plan(ctx, args);
+    }
     if args.diff && ctx.cli.global.format != Format::Text {
         bail!(
             "--diff goes with --format text; the JSON and markdown plans list every change already"
@@ -112,6 +115,9 @@ pub fn plan(ctx: &Ctx, args: &PlanArgs) -> anyhow::Result<Exit> {
 }
 
 pub fn apply(ctx: &Ctx, args: &ApplyArgs) -> anyhow::Result<Exit> {
+    if args.fleet.fleet.is_some() {
+        return crate::cli::fleet::apply(ctx, args);
+    }
     let format = ctx.cli.global.format;
     if matches!(format, Format::Toml | Format::Markdown) {
         bail!(
