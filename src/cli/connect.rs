@@ -9,7 +9,7 @@ use anyhow::{Context, anyhow, bail};
 use b24bind::emulator::{Emulator, EmulatorConfig};
 use b24bind::portal::auth::{AuthFile, Credentials, Refresher};
 use b24bind::portal::endpoint::{Endpoint, check_secure_url};
-use b24bind::portal::http::{HttpEvent, HttpOptions, HttpPortal};
+use b24bind::portal::http::{HttpClient, HttpEvent, HttpOptions, HttpPortal};
 use b24bind::redact::mask_text;
 use b24bind::secret::Secret;
 
@@ -135,10 +135,12 @@ pub fn connect(ctx: &Ctx) -> anyhow::Result<Connection> {
         });
     }
 
+    let client = HttpClient::new(&options)?;
     let (portal, name) = http_portal(
         p.portal.as_deref(),
         p.auth_file.as_deref(),
         &ctx.env,
+        &client,
         options,
     )?;
     Ok(Connection {
@@ -156,6 +158,7 @@ pub fn http_portal(
     portal: Option<&str>,
     auth_file: Option<&Path>,
     env: &BTreeMap<String, String>,
+    client: &HttpClient,
     options: HttpOptions,
 ) -> anyhow::Result<(HttpPortal, String)> {
     let auth_file = auth_file
@@ -164,11 +167,16 @@ pub fn http_portal(
     let portal_url = portal
         .map(str::to_owned)
         .or_else(|| auth_file.as_ref().and_then(AuthFile::portal))
-        .ok_or_else(|| {
-            anyhow!(
-                "no portal given: pass --portal https://your.bitrix24.com (or set B24_PORTAL), give an auth file \
-                 whose client_endpoint names it, or use --emulator to try the built-in emulator"
-            )
+        .ok_or_else(|| match &auth_file {
+            Some(file) => anyhow!(
+                "the auth file {} names no portal: it needs client_endpoint (or domain); or give the \
+                 portal's address (--portal, or url = \"https://…\" in a fleet file)",
+                file.path().display()
+            ),
+            None => anyhow!(
+                "no portal given: pass --portal https://your.bitrix24.com (or set B24_PORTAL), give an auth \
+                 file whose client_endpoint names it, or use --emulator to try the built-in emulator"
+            ),
         })?;
     let endpoint = Endpoint::parse(&portal_url).map_err(|e| anyhow!(e))?;
 
@@ -218,5 +226,8 @@ pub fn http_portal(
         refresh_unavailable,
     };
     let name = endpoint.display();
-    Ok((HttpPortal::new(endpoint, credentials, options)?, name))
+    Ok((
+        HttpPortal::with_client(client.clone(), endpoint, credentials, options),
+        name,
+    ))
 }

@@ -11,8 +11,7 @@ use b24bind::fleet::{
     self, Counts, Fleet, FleetPortal, Manifests, Mode, PortalResult, RunOptions, Status, Summary,
 };
 use b24bind::manifest::LoadOptions;
-use b24bind::portal::auth::AuthFile;
-use b24bind::portal::http::{HttpEvent, HttpPortal};
+use b24bind::portal::http::{HttpClient, HttpEvent, HttpPortal};
 use b24bind::reconcile;
 use b24bind::redact::mask_text;
 use b24bind::render::MARKDOWN_LIMIT;
@@ -105,18 +104,17 @@ fn run(
     };
 
     let http = options(ctx)?;
+    // One connection pool for the whole fleet: a TLS client costs milliseconds to build.
+    let client = HttpClient::new(&http).map_err(|e| anyhow::anyhow!(e))?;
     let connect = |p: &FleetPortal| -> Result<(HttpPortal, String), String> {
-        let url = match &p.url {
-            Some(url) => url.clone(),
-            None => AuthFile::load(&p.auth_file)?.portal().ok_or_else(|| {
-                format!(
-                    "the auth file {} names no portal: it needs client_endpoint (or domain), or give url = \"https://…\" in a fleet file entry",
-                    p.auth_file.display()
-                )
-            })?,
-        };
-        let (portal, shown) = http_portal(Some(&url), Some(&p.auth_file), &ctx.env, http.clone())
-            .map_err(|e| format!("{e:#}"))?;
+        let (portal, shown) = http_portal(
+            p.url.as_deref(),
+            Some(&p.auth_file),
+            &ctx.env,
+            &client,
+            http.clone(),
+        )
+        .map_err(|e| format!("{e:#}"))?;
         Ok((observed(ctx, &p.name, portal), shown))
     };
 

@@ -88,10 +88,32 @@ pub struct Stats {
 
 type Observer = Box<dyn FnMut(&HttpEvent) + Send>;
 
+/// The HTTP machinery (connection pool, TLS) that portal clients can share. Cloning is cheap.
+#[derive(Clone, Debug)]
+pub struct HttpClient {
+    inner: reqwest::blocking::Client,
+}
+
+impl HttpClient {
+    pub fn new(options: &HttpOptions) -> Result<Self, PortalError> {
+        // TLS certificates are always verified: there is deliberately no switch to turn that
+        // off. Redirects are not followed, so a token never travels to another host.
+        reqwest::blocking::Client::builder()
+            .timeout(options.request_timeout)
+            .connect_timeout(options.connect_timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("b24bind/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map(|inner| HttpClient { inner })
+            .map_err(|e| PortalError::Local {
+                message: format!("cannot set up the HTTP client: {}", e.without_url()),
+            })
+    }
+}
+
 /// A portal reached over HTTP(S).
 pub struct HttpPortal {
     client: reqwest::blocking::Client,
-    oauth_client: reqwest::blocking::Client,
     endpoint: Endpoint,
     credentials: Credentials,
     options: HttpOptions,
@@ -121,22 +143,20 @@ impl HttpPortal {
         credentials: Credentials,
         options: HttpOptions,
     ) -> Result<Self, PortalError> {
-        let build = |timeout: Duration| {
-            // TLS certificates are always verified: there is deliberately no switch to turn
-            // that off. Redirects are not followed, so a token never travels to another host.
-            reqwest::blocking::Client::builder()
-                .timeout(timeout)
-                .connect_timeout(options.connect_timeout)
-                .redirect(reqwest::redirect::Policy::none())
-                .user_agent(concat!("b24bind/", env!("CARGO_PKG_VERSION")))
-                .build()
-                .map_err(|e| PortalError::Local {
-                    message: format!("cannot set up the HTTP client: {}", e.without_url()),
-                })
-        };
-        Ok(HttpPortal {
-            client: build(options.request_timeout)?,
-            oauth_client: build(options.request_timeout)?,
+        let client = HttpClient::new(&options)?;
+        Ok(Self::with_client(client, endpoint, credentials, options))
+    }
+
+    /// A portal client on a shared connection pool: building a TLS client costs milliseconds of
+    /// CPU, which a fleet of a thousand portals should pay once, not a thousand times.
+    pub fn with_client(
+        client: HttpClient,
+        endpoint: Endpoint,
+        credentials: Credentials,
+        options: HttpOptions,
+    ) -> Self {
+        HttpPortal {
+            client: client.inner,
             pacer: Pacer::new(options.rate, options.burst),
             rng: options.seed | 1,
             endpoint,
@@ -146,7 +166,7 @@ impl HttpPortal {
             cancel: None,
             caller: None,
             stats: Stats::default(),
-        })
+        }
     }
 
     pub fn with_observer(mut self, observer: impl FnMut(&HttpEvent) + Send + 'static) -> Self {
@@ -503,7 +523,7 @@ impl HttpPortal {
             });
         };
         let response = self
-            .oauth_client
+            .client
             .get(&refresher.oauth_url)
             .query(&[
                 ("grant_type", "refresh_token"),
