@@ -5,7 +5,8 @@
 //!
 //! The emulators run in a child process (this program again, with `--serve`), so the peak
 //! memory reported for each run is the runner's own: the library's `fleet::run` with one
-//! `HttpPortal` per portal, exactly as `plan --fleet` builds them minus the auth file. Portal `i`
+//! `HttpPortal` per portal on one shared HTTP client, exactly as `plan --fleet` builds them minus
+//! the auth file. Portal `i`
 //! talks to instance `i % INSTANCES`; with as many instances as portals each portal is its own
 //! emulated portal on its own port.
 
@@ -23,7 +24,7 @@ use b24bind::manifest::LoadOptions;
 use b24bind::model::{BindingKey, Caller};
 use b24bind::portal::auth::Credentials;
 use b24bind::portal::endpoint::Endpoint;
-use b24bind::portal::http::{HttpOptions, HttpPortal};
+use b24bind::portal::http::{HttpClient, HttpOptions, HttpPortal};
 use b24bind::portal::{AppStatus, Op, Outcome, Portal, PortalError, Snapshot};
 use b24bind::reconcile;
 use b24bind::secret::Secret;
@@ -121,6 +122,8 @@ fn main() -> anyhow::Result<()> {
         "| jobs | wall time | portals/s | requests/portal | target (P×L×R/J) | time/target | peak RSS (runner) |"
     );
     println!("|--:|--:|--:|--:|--:|--:|--:|");
+    // One client for the fleet, as `plan --fleet` does.
+    let client = HttpClient::new(&HttpOptions::default()).map_err(|e| anyhow!(e))?;
     for jobs in [1usize, 8, 32, 64] {
         let before = server.requests()?;
         reset_peak();
@@ -142,8 +145,12 @@ fn main() -> anyhow::Result<()> {
                     refresh: None,
                     refresh_unavailable: None,
                 };
-                let portal = HttpPortal::new(endpoint, credentials, HttpOptions::default())
-                    .map_err(|e| e.to_string())?;
+                let portal = HttpPortal::with_client(
+                    client.clone(),
+                    endpoint,
+                    credentials,
+                    HttpOptions::default(),
+                );
                 Ok((portal, url.to_owned()))
             },
             |_, _| {},
