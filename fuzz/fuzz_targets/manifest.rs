@@ -13,7 +13,17 @@ fuzz_target!(|data: &[u8]| {
     match Manifest::parse("fuzz.toml", &source, &options) {
         Ok(manifest) => {
             let _ = manifest.render_warnings(true);
-            let _ = b24bind::manifest::write_manifest(&manifest.bindings, "fuzz");
+            // What export writes must read back as the same bindings.
+            let written = b24bind::manifest::write_manifest(&manifest.bindings, "fuzz");
+            let again = Manifest::parse("written.toml", &written, &LoadOptions::default())
+                .unwrap_or_else(|d| panic!("export wrote an invalid manifest:\n{}\n{written}", d.render(false)));
+            let keys = |m: &Manifest| {
+                m.bindings
+                    .iter()
+                    .map(|b| (b.key.clone(), b.options.clone(), b.auth_connector.clone()))
+                    .collect::<Vec<_>>()
+            };
+            assert_eq!(keys(&manifest), keys(&again), "{written}");
         }
         Err(diagnostics) => {
             assert!(diagnostics.has_errors());
