@@ -104,3 +104,95 @@ fn the_example_manifest_validates() {
     assert_eq!(r.code, 0, "{r:?}");
     assert!(!r.stderr.contains("warning"), "{}", r.stderr);
 }
+
+#[test]
+fn embedded_emulator_binds_everything_then_reports_in_sync() {
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/handlers.toml.example");
+    let w = Workdir::new();
+    let r = w.run(&["apply", "-m", example, "--emulator"], &[]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stdout.contains("11 done"), "{}", r.stdout);
+    assert!(
+        w.path().join(".b24bind/emulator.json").exists(),
+        "the default state file"
+    );
+    let r = w.run(&["apply", "-m", example, "--emulator"], &[]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stdout.contains("in sync"), "{}", r.stdout);
+    let r = w.run(
+        &["plan", "-m", example, "--emulator", "--detailed-exitcode"],
+        &[],
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    // Another state file is another portal: everything to bind again.
+    let r = w.run(
+        &[
+            "plan",
+            "-m",
+            example,
+            "--emulator=other.json",
+            "--detailed-exitcode",
+        ],
+        &[],
+    );
+    assert_eq!(r.code, 2, "{r:?}");
+}
+
+#[test]
+fn standalone_emulator_serves_and_keeps_its_state() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+
+    let w = Workdir::new();
+    w.manifest(MINIMAL);
+    let state = w.path().join("state.json");
+    let serve = || {
+        let mut child = support::bin()
+            .args(["emulator", "--state"])
+            .arg(&state)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("the emulator starts");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("one JSON line");
+        let info: serde_json::Value = serde_json::from_str(&line).expect("JSON");
+        (child, info)
+    };
+    let stop = |child: &mut std::process::Child| {
+        let pid = child.id().to_string();
+        let sent = std::process::Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .expect("kill runs");
+        assert!(sent.success());
+        let status = child.wait().expect("the emulator exits");
+        assert_eq!(status.code(), Some(0), "Ctrl-C stops it cleanly");
+    };
+
+    let (mut child, info) = serve();
+    let url = info["portal"].as_str().expect("portal URL").to_owned();
+    let token = info["access_token"].as_str().expect("token").to_owned();
+    assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+    let r = w.run(
+        &["apply", "--portal", &url],
+        &[("B24_ACCESS_TOKEN", &token)],
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    stop(&mut child);
+    let saved = std::fs::read_to_string(&state).expect("the state file");
+    assert!(saved.contains("https://app.example.com/lead"), "{saved}");
+
+    // A new run on the same state: the binding is still there.
+    let (mut child, info) = serve();
+    let url = info["portal"].as_str().expect("portal URL").to_owned();
+    let token = info["access_token"].as_str().expect("token").to_owned();
+    let r = w.run(
+        &["plan", "--portal", &url, "--detailed-exitcode"],
+        &[("B24_ACCESS_TOKEN", &token)],
+    );
+    stop(&mut child);
+    assert_eq!(r.code, 0, "in sync after a restart: {r:?}");
+}
