@@ -506,6 +506,36 @@ fn http_handler_is_a_warning() {
 }
 
 #[test]
+fn handlers_or_connectors_differing_only_in_case_are_a_warning() {
+    let m = ok(
+        "[[binding]]\nevent = \"E\"\nhandler = \"https://a.example.com/X\"\n[[binding]]\nevent = \"e\"\nhandler = \"https://a.example.com/x\"\n",
+    );
+    assert_eq!(
+        m.bindings.len(),
+        2,
+        "both are kept: the portal may tell them apart"
+    );
+    assert_eq!(m.warnings.len(), 1);
+    assert!(
+        m.warnings[0]
+            .message
+            .contains("only in letter case or trailing spaces")
+    );
+    assert_eq!(m.warnings[0].line, 5, "points at the second spelling");
+    let m = ok(
+        "[[binding]]\nevent = \"E\"\nevent_type = \"offline\"\nauth_connector = \"erp\"\n[[binding]]\nevent = \"E\"\nevent_type = \"offline\"\nauth_connector = \"ERP\"\n",
+    );
+    assert_eq!(m.warnings.len(), 1);
+    let m = ok(
+        "[[binding]]\nevent = \"E\"\nhandler = \"https://a.example.com/x\"\nauth_type = 1\n[[binding]]\nevent = \"E\"\nhandler = \"https://a.example.com/X\"\nauth_type = 2\n",
+    );
+    assert!(
+        m.warnings.is_empty(),
+        "different auth_type: different bindings anyway"
+    );
+}
+
+#[test]
 fn http_handler_base_warns_once() {
     let m = ok(
         "[defaults]\nhandler_base = \"http://a.example.com\"\n[[binding]]\nevents = [\"A\", \"B\"]\nhandler = \"/x\"\n[[binding]]\nevent = \"C\"\nhandler = \"/y\"\n",

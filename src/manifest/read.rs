@@ -61,6 +61,7 @@ pub(crate) fn read(source: &str, opts: &LoadOptions) -> Output {
         base: Base::Unset,
         default_auth_type: 0,
         seen: HashMap::new(),
+        folded: HashMap::new(),
     };
     reader.document(root.get_ref())
 }
@@ -95,6 +96,9 @@ struct Reader<'s, 'o> {
     default_auth_type: u64,
     /// Identity -> span of the event that first declared it.
     seen: HashMap<BindingKey, Range<usize>>,
+    /// The same identity with handler or connector folded the way a case-insensitive, pad-space
+    /// SQL collation compares them -> span of its first declaration.
+    folded: HashMap<BindingKey, Range<usize>>,
 }
 
 /// A string value after interpolation, with where it came from.
@@ -630,6 +634,21 @@ impl<'s> Reader<'s, '_> {
                 continue;
             }
             self.seen.insert(key.clone(), event.span.clone());
+            // Whether the portal's database tells such twins apart is not known (its default
+            // collation may not): warn, since binding the second one may fail as a duplicate.
+            let folded = fold_for_collation(&key);
+            if let Some(first) = self.folded.get(&folded) {
+                let first = first.clone();
+                self.sink
+                    .warning(
+                        Some(event.span.clone()),
+                        format!("{key} differs from another binding only in letter case or trailing spaces"),
+                    )
+                    .label(first, "the other spelling")
+                    .help("use one spelling: the portal's database may compare them as equal and refuse the second as a duplicate");
+            } else {
+                self.folded.insert(folded, event.span.clone());
+            }
             let auth_connector = match &target {
                 Target::Online(..) => entry
                     .auth_connector
@@ -994,4 +1013,22 @@ fn nearest_key<'a>(word: &str, known: &[&'a str]) -> Option<&'a str> {
     crate::suggest::nearest(word, known.iter().copied(), 1)
         .first()
         .copied()
+}
+
+/// `key` with its handler (or connector) lower-cased and trailing spaces dropped, as a
+/// case-insensitive, pad-space collation would compare it.
+fn fold_for_collation(key: &BindingKey) -> BindingKey {
+    let fold = |s: &str| s.trim_end_matches(' ').to_lowercase();
+    BindingKey {
+        event: key.event.clone(),
+        target: match &key.target {
+            crate::model::Target::Online { handler, auth_type } => crate::model::Target::Online {
+                handler: fold(handler),
+                auth_type: *auth_type,
+            },
+            crate::model::Target::Offline { connector } => crate::model::Target::Offline {
+                connector: fold(connector),
+            },
+        },
+    }
 }
