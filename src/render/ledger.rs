@@ -17,7 +17,8 @@ pub struct LedgerDocument {
     pub subject: String,
     pub summary: LedgerSummary,
     pub ledger: Vec<LedgerRecord>,
-    pub verification: VerificationRecord,
+    /// The read-back, with binding lines and reasons masked.
+    pub verification: Verification,
     pub batches: usize,
     pub interrupted: bool,
     /// Masked.
@@ -61,20 +62,6 @@ pub struct LedgerRecord {
     pub verified: Option<bool>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "status", rename_all = "snake_case")]
-pub enum VerificationRecord {
-    Converged,
-    /// Masked binding lines.
-    Diverged {
-        missing: Vec<String>,
-        unexpected: Vec<String>,
-    },
-    NotRun {
-        reason: String,
-    },
-}
-
 impl LedgerDocument {
     pub fn from_report(report: &Report, view: &View) -> Self {
         LedgerDocument {
@@ -83,15 +70,15 @@ impl LedgerDocument {
             summary: summary(report),
             ledger: report.ledger.iter().map(record).collect(),
             verification: match &report.verification {
-                Verification::Converged => VerificationRecord::Converged,
+                Verification::Converged => Verification::Converged,
                 Verification::Diverged {
                     missing,
                     unexpected,
-                } => VerificationRecord::Diverged {
+                } => Verification::Diverged {
                     missing: missing.iter().map(|l| mask_key_line(l)).collect(),
                     unexpected: unexpected.iter().map(|l| mask_key_line(l)).collect(),
                 },
-                Verification::NotRun { reason } => VerificationRecord::NotRun {
+                Verification::NotRun { reason } => Verification::NotRun {
                     reason: mask_text(reason),
                 },
             },

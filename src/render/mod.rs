@@ -18,10 +18,7 @@ pub use document::{
     BindingRecord, ChangeAction, ChangeRecord, DocumentError, FORMAT_VERSION, KeptReason,
     KeptRecord, PlanDocument, PlanMismatch, PlanSummary, WarningRecord, plan_json,
 };
-pub use ledger::{
-    LedgerDocument, LedgerRecord, LedgerSummary, Status, VerificationRecord, ledger_json,
-    ledger_text,
-};
+pub use ledger::{LedgerDocument, LedgerRecord, LedgerSummary, Status, ledger_json, ledger_text};
 pub use listing::{bindings_json, bindings_table, events_json, events_text};
 pub use markdown::{MARKDOWN_LIMIT, MarkdownLabels, plan_markdown, plan_markdown_with};
 pub use text::plan_text;
