@@ -84,6 +84,9 @@ pub fn plan(ctx: &Ctx, args: &PlanArgs) -> anyhow::Result<Exit> {
     if args.fleet.fleet.is_some() {
         return crate::cli::fleet::plan(ctx, args);
     }
+    if ctx.cli.global.format == Format::Toml {
+        bail!("plan does not write toml; use --format text, json or markdown");
+    }
     if args.diff && ctx.cli.global.format != Format::Text {
         bail!(
             "--diff goes with --format text; the JSON and markdown plans list every change already"
