@@ -17,8 +17,8 @@ use crate::cli::Ctx;
 
 const DEFAULT_OAUTH_URL: &str = "https://oauth.bitrix.info/oauth/token/";
 
-/// A connected portal. With `--emulator` it also owns the emulator, whose bindings are saved
-/// back to the state file when the connection is closed.
+/// A connected portal. With `--emulator` it also owns the emulator, which writes its bindings to
+/// the state file after every change.
 pub struct Connection {
     pub portal: HttpPortal,
     /// The portal's address for output (never carries credentials).

@@ -1,11 +1,10 @@
 //! The one-step commands: `validate`, `export`, `events` and `emulator`.
 
 use std::collections::BTreeMap;
-
-use anyhow::{Context, bail};
-
 use std::sync::atomic::Ordering;
 use std::time::Duration;
+
+use anyhow::{Context, bail};
 
 use b24bind::emulator::{Emulator, EmulatorConfig, Faults, RateLimit};
 use b24bind::manifest::{LoadOptions, Manifest, write_manifest};
