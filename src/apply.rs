@@ -48,8 +48,11 @@ pub enum Verification {
 pub struct Report {
     pub ledger: Vec<LedgerEntry>,
     pub verification: Verification,
-    /// Mutation batches sent (each one request).
+    /// Calls made to carry out the mutations: each one `batch` of up to 50 commands, plus any
+    /// commands that had to travel as direct calls.
     pub batches: usize,
+    /// HTTP requests the mutations took, retries included, when the portal counts them.
+    pub requests: Option<usize>,
     pub interrupted: bool,
     /// The portal error that stopped the run early, if any.
     pub stopped_by: Option<String>,
@@ -103,6 +106,7 @@ pub fn apply(plan: &Plan, portal: &mut dyn Portal, options: &ApplyOptions) -> Re
     // Per change, the outcome of each of its ops in order.
     let mut outcomes: Vec<Vec<Outcome>> = vec![Vec::new(); plan.changes.len()];
     let mut batches = 0;
+    let requests_before = portal.requests_sent();
     let mut interrupted = false;
     let mut stopped_by: Option<String> = None;
     // Events whose new binding did not certainly land: their old bindings stay, so an event whose
@@ -204,6 +208,11 @@ pub fn apply(plan: &Plan, portal: &mut dyn Portal, options: &ApplyOptions) -> Re
         }
     }
 
+    let requests = match (requests_before, portal.requests_sent()) {
+        (Some(before), Some(after)) => Some(after.saturating_sub(before)),
+        _ => None,
+    };
+
     let mut ledger: Vec<LedgerEntry> = plan
         .changes
         .iter()
@@ -241,6 +250,7 @@ pub fn apply(plan: &Plan, portal: &mut dyn Portal, options: &ApplyOptions) -> Re
         ledger,
         verification,
         batches,
+        requests,
         interrupted,
         stopped_by,
     }
@@ -434,6 +444,11 @@ mod tests {
         assert!(report.succeeded());
         // 120 binds in 3 batches, then 70 unbinds in 2, then the read-back.
         assert_eq!(report.batches, 5);
+        assert_eq!(
+            report.requests,
+            Some(5),
+            "the read and the read-back are not mutations"
+        );
         assert_eq!(portal.calls, 6);
         let first_unbind = portal
             .journal

@@ -112,6 +112,8 @@ fn embedded_emulator_binds_everything_then_reports_in_sync() {
     let r = w.run(&["apply", "-m", example, "--emulator"], &[]);
     assert_eq!(r.code, 0, "{r:?}");
     assert!(r.stdout.contains("11 done"), "{}", r.stdout);
+    // One batch for the ten plain bindings, one direct call for the offline queue's connector.
+    assert!(r.stdout.contains("2 requests sent"), "{}", r.stdout);
     assert!(
         w.path().join(".b24bind/emulator.json").exists(),
         "the default state file"

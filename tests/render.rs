@@ -129,6 +129,7 @@ fn troubled_report() -> Report {
             ],
         },
         batches: 2,
+        requests: None,
         interrupted: false,
         stopped_by: Some("batch: https://user:pw@portal.example/rest/batch timed out".into()),
     }

@@ -734,6 +734,10 @@ impl Portal for HttpPortal {
         })
     }
 
+    fn requests_sent(&self) -> Option<usize> {
+        Some(self.stats.requests)
+    }
+
     fn execute(&mut self, ops: &[Op]) -> Result<Vec<Outcome>, PortalError> {
         if ops.len() > MAX_BATCH {
             return Err(PortalError::Local {

@@ -58,6 +58,10 @@ impl Portal for MemoryPortal {
         Ok(self.events.clone())
     }
 
+    fn requests_sent(&self) -> Option<usize> {
+        Some(self.calls)
+    }
+
     fn execute(&mut self, ops: &[Op]) -> Result<Vec<Outcome>, PortalError> {
         if ops.len() > MAX_BATCH {
             return Err(PortalError::Local {

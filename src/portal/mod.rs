@@ -128,4 +128,9 @@ pub trait Portal {
     /// Runs at most [`MAX_BATCH`] mutations in one call, in order, without halting on failure,
     /// and returns one outcome per op. An `Err` means nothing is known about any of them.
     fn execute(&mut self, ops: &[Op]) -> Result<Vec<Outcome>, PortalError>;
+
+    /// Requests sent so far (retries included), for a portal that counts them.
+    fn requests_sent(&self) -> Option<usize> {
+        None
+    }
 }

@@ -20,6 +20,8 @@ pub struct LedgerDocument {
     /// The read-back, with binding lines and reasons masked.
     pub verification: Verification,
     pub batches: usize,
+    /// HTTP requests the mutations took (retries included); null when the portal does not count.
+    pub requests: Option<usize>,
     pub interrupted: bool,
     /// Masked.
     pub stopped_by: Option<String>,
@@ -83,6 +85,7 @@ impl LedgerDocument {
                 },
             },
             batches: report.batches,
+            requests: report.requests,
             interrupted: report.interrupted,
             stopped_by: report.stopped_by.as_deref().map(mask_text),
             succeeded: report.succeeded(),
@@ -145,7 +148,10 @@ pub fn ledger_text(report: &Report, view: &View) -> String {
         s.failed,
         s.unknown,
         s.skipped,
-        plural(report.batches, "batch", "batches")
+        match report.requests {
+            Some(n) => plural(n, "request", "requests"),
+            None => plural(report.batches, "batch", "batches"),
+        }
     );
     let mut out = view.paint(Tone::Strong, &head);
     out.push('\n');
