@@ -6,7 +6,7 @@ mod support;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use b24bind::emulator::{Emulator, EmulatorConfig};
 use support::{Run, Workdir, emulator_with};
@@ -350,14 +350,8 @@ fn limited_run(w: &Workdir, env: &[(String, String)], limits: &str) -> Run {
     sh.current_dir(w.path())
         .arg("-c")
         .arg(format!("{limits}; exec \"$0\" plan"))
-        .arg(env!("CARGO_BIN_EXE_b24bind"))
-        .stdin(Stdio::null());
-    for (key, _) in std::env::vars_os() {
-        let key = key.to_string_lossy().into_owned();
-        if key.starts_with("B24") || key == "NO_COLOR" || key == "CLICOLOR_FORCE" {
-            sh.env_remove(&key);
-        }
-    }
+        .arg(env!("CARGO_BIN_EXE_b24bind"));
+    support::clean_env(&mut sh);
     for (k, v) in env {
         sh.env(k, v);
     }

@@ -24,6 +24,13 @@ impl Run {
 /// The built `b24bind` with a clean environment: no B24_* variable, no colour, no manifest.
 pub fn bin() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_b24bind"));
+    clean_env(&mut cmd);
+    cmd
+}
+
+/// Removes what the test runner's environment could leak into a run (B24_* settings, colour
+/// switches) and closes stdin, for the binary or a shell that execs it.
+pub fn clean_env(cmd: &mut Command) {
     for (key, _) in std::env::vars_os() {
         let key = key.to_string_lossy().into_owned();
         if key.starts_with("B24") || key == "NO_COLOR" || key == "CLICOLOR_FORCE" {
@@ -31,7 +38,6 @@ pub fn bin() -> Command {
         }
     }
     cmd.stdin(Stdio::null());
-    cmd
 }
 
 /// Runs the binary with `args` and extra environment, in `dir`.
